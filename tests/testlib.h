@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Helpers for unit tests: locating and loading the golden evidence. */
+#ifndef KQ_TESTLIB_H
+#define KQ_TESTLIB_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "util/util.h"
+
+/* Exit code meson reads as "skipped". */
+#define KQ_TEST_SKIP 77
+
+/* Path under $KQ_TESTDATA; exits 77 with the reason if it is missing. Caller frees. */
+static inline char *testdata_path(const char *rel)
+{
+	const char *dir = getenv("KQ_TESTDATA");
+	char *p;
+
+	if (!dir) {
+		fprintf(stderr, "SKIP: KQ_TESTDATA not set (run through meson test)\n");
+		exit(KQ_TEST_SKIP);
+	}
+	if (asprintf(&p, "%s/%s", dir, rel) < 0)
+		abort();
+	return p;
+}
+
+/* Loads a file under $KQ_TESTDATA or aborts the test. Caller frees. */
+static inline uint8_t *testdata_load(const char *rel, size_t *ret_len)
+{
+	_cleanup_free_ char *p = testdata_path(rel);
+	uint8_t *buf;
+
+	if (kq_read_file(p, 256u << 20, &buf, ret_len) < 0) {
+		fprintf(stderr, "cannot load %s: %s\n", p, kq_errmsg());
+		exit(1);
+	}
+	return buf;
+}
+
+static inline struct json_object *testdata_json(const char *rel)
+{
+	_cleanup_free_ char *p = testdata_path(rel);
+	struct json_object *o = json_object_from_file(p);
+
+	if (!o) {
+		fprintf(stderr, "cannot parse %s\n", p);
+		exit(1);
+	}
+	return o;
+}
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "util/util.h"
+
+static void test_cursor(void **state)
+{
+	static const uint8_t b[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	struct kq_cur c = kq_cur_init(b, sizeof(b));
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+
+	assert_int_equal(kq_cur_u16be(&c, &u16), 0);
+	assert_int_equal(u16, 0x0102);
+	assert_int_equal(kq_cur_u32le(&c, &u32), 0);
+	assert_int_equal(u32, 0x06050403);
+	/* 3 bytes left: a u64 read fails and leaves the offset alone */
+	assert_int_equal(kq_cur_u64be(&c, &u64), -EBADMSG);
+	assert_int_equal(c.off, 6);
+	assert_non_null(strstr(kq_errmsg(), "truncated"));
+	assert_int_equal(kq_cur_skip(&c, SIZE_MAX), -EBADMSG);
+	assert_int_equal(kq_cur_skip(&c, 3), 0);
+	assert_int_equal(kq_cur_left(&c), 0);
+}
+
+static void test_hex(void **state)
+{
+	uint8_t out[4];
+	size_t n;
+	char s[9];
+
+	assert_int_equal(kq_hex_decode("0xDEADbeef", out, sizeof(out), &n), 0);
+	assert_int_equal(n, 4);
+	kq_hex_encode(out, n, s);
+	assert_string_equal(s, "deadbeef");
+	assert_int_equal(kq_hex_decode("abc", out, sizeof(out), &n), -EINVAL);
+	assert_int_equal(kq_hex_decode("zz", out, sizeof(out), &n), -EINVAL);
+	assert_int_equal(kq_hex_decode("0011223344", out, sizeof(out), &n), -E2BIG);
+}
+
+static void test_uint(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(kq_parse_uint("1234", 10000, &v), 0);
+	assert_int_equal(v, 1234);
+	assert_int_equal(kq_parse_uint("10001", 10000, &v), -ERANGE);
+	assert_int_equal(kq_parse_uint("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(kq_parse_uint("-1", 10, &v), -EINVAL);
+	assert_int_equal(kq_parse_uint("", 10, &v), -EINVAL);
+}
+
+static void test_extend(void **state)
+{
+	/* PCR extend of zero with zero, sha256: a well-known constant */
+	uint8_t pcr[32] = { 0 }, d[32] = { 0 };
+	char s[65];
+
+	assert_int_equal(kq_extend(KQ_ALG_SHA256, pcr, d), 0);
+	kq_hex_encode(pcr, 32, s);
+	assert_string_equal(s, "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b");
+	assert_int_equal(kq_hash_from_name("SHA-384"), KQ_ALG_SHA384);
+	assert_int_equal(kq_hash_size(0x1234), 0);
+	assert_int_equal(kq_hash(0x1234, "", 0, pcr), -ENOTSUP);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cursor),
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_uint),
+		cmocka_unit_test(test_extend),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
