@@ -9,6 +9,8 @@
 
 #include <json-c/json.h>
 
+#include <openssl/evp.h>
+
 #include "util/util.h"
 
 /* Exit code meson reads as "skipped". */
@@ -52,6 +54,62 @@ static inline struct json_object *testdata_json(const char *rel)
 		exit(1);
 	}
 	return o;
+}
+
+/* Decodes standard base64 (no newlines). Caller frees; aborts on bad input. */
+static inline uint8_t *test_b64(const char *s, size_t *ret_len)
+{
+	size_t n = strlen(s);
+	uint8_t *out = malloc(n / 4 * 3 + 3);
+	int len;
+
+	if (!out)
+		abort();
+	len = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+	if (len < 0) {
+		fprintf(stderr, "bad base64\n");
+		abort();
+	}
+	if (n >= 1 && s[n - 1] == '=')
+		len--;
+	if (n >= 2 && s[n - 2] == '=')
+		len--;
+	*ret_len = (size_t)len;
+	return out;
+}
+
+/* Decodes hex or aborts. Caller frees. */
+static inline uint8_t *test_hex(const char *s, size_t *ret_len)
+{
+	size_t n = strlen(s) / 2 + 1;
+	uint8_t *out = malloc(n);
+
+	if (!out || kq_hex_decode(s, out, n, ret_len) < 0) {
+		fprintf(stderr, "bad hex: %s\n", s);
+		abort();
+	}
+	return out;
+}
+
+/* Small decimal from a test file's JSON key; aborts if not a number. */
+static inline int atoi_safe(const char *s)
+{
+	uint64_t v;
+
+	if (kq_parse_uint(s, 1u << 30, &v) < 0)
+		abort();
+	return (int)v;
+}
+
+static inline const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v)) {
+		fprintf(stderr, "missing key %s\n", key);
+		abort();
+	}
+	return json_object_get_string(v);
 }
 
 #endif
