@@ -235,8 +235,7 @@ int cmd_quote(int argc, char **argv)
 		fputs(quote_usage, stdout);
 		return KQ_EXIT_OK;
 	}
-	fputs(quote_usage, stderr);
-	return KQ_EXIT_USAGE;
+	return cli_fail(KQ_EXIT_USAGE, "quote: expected the subcommand 'check' (see 'kumquat quote --help')");
 }
 
 static const char mkcred_usage[] =

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+# Shared by the integration tests: temp dirs, a swtpm on 127.0.0.1, assertions.
+# Tests exit 77 (meson: skipped) with the reason when a peer is missing.
+
+set -euo pipefail
+
+: "${KUMQUAT:?run through meson test}"
+KQ_TMP=$(mktemp -d /tmp/kq-it.XXXXXX)
+KQ_PIDS=()
+kq_cleanup() {
+	local p
+	for p in "${KQ_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$KQ_TMP"
+}
+trap kq_cleanup EXIT
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+need() { local c; for c in "$@"; do command -v "$c" >/dev/null || skip "$c is not installed"; done; }
+
+# expect RC CMD...: runs CMD and fails the test unless it exits with RC.
+expect() {
+	local want=$1 rc=0; shift
+	"$@" >"$KQ_TMP/last.out" 2>"$KQ_TMP/last.err" || rc=$?
+	if [ "$rc" != "$want" ]; then
+		echo "command: $*" >&2
+		cat "$KQ_TMP/last.out" "$KQ_TMP/last.err" >&2
+		fail "exit $rc, expected $want"
+	fi
+}
+
+# Starts swtpm (TPM 2.0) on a free loopback port; sets TPM2TOOLS_TCTI and KQ_TCTI.
+start_swtpm() {
+	local dir=$KQ_TMP/swtpm-$RANDOM port i
+	mkdir -p "$dir"
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		port=$((20000 + RANDOM % 20000 * 2))
+		swtpm socket --tpm2 --tpmstate dir="$dir" \
+			--server type=tcp,port=$port,bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
+			--flags not-need-init,startup-clear >"$dir/log" 2>&1 &
+		local pid=$!
+		sleep 0.3
+		if kill -0 "$pid" 2>/dev/null; then
+			KQ_PIDS+=("$pid")
+			export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port"
+			export KQ_TCTI=$TPM2TOOLS_TCTI
+			tpm2_getcap properties-fixed >/dev/null 2>&1 && return 0
+		fi
+		kill "$pid" 2>/dev/null || true
+	done
+	fail "could not start swtpm: $(cat "$dir/log")"
+}
+
+# Without a resource manager, transient objects and sessions stay loaded in the
+# TPM after each tool exits; flush them so the next tool has room.
+tflush() { tpm2_flushcontext -t >/dev/null 2>&1 || true; tpm2_flushcontext -s >/dev/null 2>&1 || true; }
+t() { tflush; "$@"; local rc=$?; tflush; return $rc; }
+
+randhex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# flip FILE: copy of FILE with one byte (random offset >= $2, default 0) inverted
+flip() {
+	local src=$1 min=${2:-0} size off
+	size=$(stat -c %s "$src")
+	off=$((min + RANDOM % (size - min)))
+	cp "$src" "$src.flip"
+	printf "$(printf '\\%03o' $(( $(od -An -tu1 -j "$off" -N1 "$src") ^ 0xff )))" |
+		dd of="$src.flip" bs=1 seek="$off" conv=notrunc status=none
+	echo "$src.flip"
+}
