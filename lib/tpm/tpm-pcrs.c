@@ -51,12 +51,13 @@ static uint32_t select_mask(const TPMS_PCR_SELECTION *s)
 int tpm_pcrfile_parse(const uint8_t *buf, size_t len, struct tpm_pcrs *ret)
 {
 	struct kq_cur c = kq_cur_init(buf, len);
-	struct tpm_pcrs pcrs = { 0 };
+	struct tpm_pcrs pcrs; /* banks are cleared as they are added */
 	uint32_t nsel, nlists;
 	size_t bank = 0;
 	unsigned pcr = 0;
 	int r;
 
+	pcrs.nbanks = 0;
 	if (len > TPM_MAX_BLOB)
 		return kq_err(TPM_E_MALFORMED, "PCR file of %zu bytes is over the limit", len);
 	if (len < SEL_SIZE + 4)
@@ -133,7 +134,9 @@ int tpm_pcrfile_parse(const uint8_t *buf, size_t len, struct tpm_pcrs *ret)
 	}
 	if (bank < pcrs.nbanks)
 		return kq_err(TPM_E_MALFORMED, "PCR file holds fewer digests than it selects");
-	*ret = pcrs;
+	/* copy only the banks in use: the struct is large */
+	ret->nbanks = pcrs.nbanks;
+	memcpy(ret->bank, pcrs.bank, pcrs.nbanks * sizeof(pcrs.bank[0]));
 	return 0;
 }
 
