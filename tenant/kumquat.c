@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "kq-config.h"
+#include "tpm/tpm.h"
 
 static const struct {
 	const char *name;
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	tpm_quiet_tss_log();
 	if (argc < 2) {
 		usage(stderr);
 		return KQ_EXIT_USAGE;

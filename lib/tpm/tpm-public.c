@@ -20,6 +20,11 @@ static void params_freep(OSSL_PARAM **p) { OSSL_PARAM_free(*p); }
 static void pctx_freep(EVP_PKEY_CTX **p) { EVP_PKEY_CTX_free(*p); }
 static void bio_freep(BIO **p) { BIO_free(*p); }
 
+void tpm_quiet_tss_log(void)
+{
+	setenv("TSS2_LOG", "all+NONE", 0);
+}
+
 static int mu_fail(const char *what, TSS2_RC rc)
 {
 	return kq_err(TPM_E_MALFORMED, "%s is malformed (tss2-mu 0x%x)", what, rc);

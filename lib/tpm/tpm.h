@@ -38,6 +38,13 @@
 /* Largest key, attestation, signature or PCR file accepted from a file. */
 #define TPM_MAX_BLOB (64u * 1024)
 
+/*
+ * tpm2-tss logs malformed input to stderr by itself; programs call this once at
+ * start so that hostile input cannot fill their logs (TSS2_LOG=all+NONE unless
+ * the user set TSS2_LOG). kumquat reports the errors itself.
+ */
+void tpm_quiet_tss_log(void);
+
 /* ---- unmarshalling (exact: trailing bytes are an error) ---- */
 
 int tpm_attest_unmarshal(const uint8_t *buf, size_t len, TPMS_ATTEST *ret);

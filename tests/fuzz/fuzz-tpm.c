@@ -5,6 +5,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static bool quiet;
+
+	if (!quiet) {
+		tpm_quiet_tss_log();
+		quiet = true;
+	}
 	TPMS_ATTEST a;
 	TPMT_SIGNATURE s;
 	TPM2B_PUBLIC p;
