@@ -69,8 +69,14 @@ done
 for bad in empty garbage huge missing-file; do
 	clean_fail "$KUMQUAT" eventlog replay $bad
 	clean_fail "$KUMQUAT" eventlog show $bad
+done
+for bad in garbage huge missing-file; do
 	clean_fail "$KUMQUAT" ima replay $bad
 done
+# an empty IMA list is well-formed: no entries, PCR 10 untouched (a verifier
+# then finds it does not explain a quoted PCR 10)
+expect 0 "$KUMQUAT" ima replay --json empty
+grep -q '"entries":0' last.out || fail "empty IMA list: $(cat last.out)"
 clean_fail "$KUMQUAT" ima verify-sigs "$KQ_TESTDATA/ima/ibm-acs-ima-sig.bin" --key garbage
 clean_fail "$KUMQUAT" makecredential --ek garbage --name 000b --secret empty --output x
 echo "hostile inputs rejected cleanly"
