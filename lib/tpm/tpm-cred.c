@@ -164,7 +164,7 @@ static int seed_ecc(EVP_PKEY *ek, const TPMT_PUBLIC *ekpub, uint16_t name_alg, u
 {
 	_cleanup_(pkey_freep) EVP_PKEY *eph = NULL;
 	_cleanup_(pctx_freep) EVP_PKEY_CTX *kctx = NULL, *dctx = NULL;
-	uint8_t ex[66], ey[66], z[66], kx[66], ky[66];
+	uint8_t ex[66], ey[66], z[66];
 	size_t field = ((size_t)EVP_PKEY_get_bits(ek) + 7) / 8, zlen = sizeof(z), off = 0;
 	TPMS_ECC_POINT pt = { 0 };
 	char group[64];
@@ -186,10 +186,11 @@ static int seed_ecc(EVP_PKEY *ek, const TPMT_PUBLIC *ekpub, uint16_t name_alg, u
 		ERR_clear_error();
 		return kq_err(-EIO, "ECDH with the EK failed");
 	}
-	if ((r = ec_point_xy(eph, field, ex, ey)) < 0 || (r = ec_point_xy(ek, field, kx, ky)) < 0)
+	if ((r = ec_point_xy(eph, field, ex, ey)) < 0)
 		goto out;
-	(void)ekpub;
-	r = tpm_kdfe(name_alg, z, zlen, "IDENTITY", ex, field, kx, field, (uint32_t)(seed_len * 8), seed);
+	/* the TPM uses the EK's x exactly as its public area holds it */
+	r = tpm_kdfe(name_alg, z, zlen, "IDENTITY", ex, field, ekpub->unique.ecc.x.buffer,
+		     ekpub->unique.ecc.x.size, (uint32_t)(seed_len * 8), seed);
 	if (r < 0)
 		goto out;
 	pt.x.size = (UINT16)field;
@@ -328,6 +329,9 @@ int tpm_ek_default_public(EVP_PKEY *pkey, TPMT_PUBLIC *ret)
 		p.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
 		p.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
 		p.parameters.rsaDetail.keyBits = (UINT16)EVP_PKEY_get_bits(pkey);
+		/* RSA-3072/4096 EKs use the high-range templates (SHA-384, AES-256) */
+		if (EVP_PKEY_get_bits(pkey) != 2048)
+			return kq_err(-ENOTSUP, "only RSA-2048 EKs can be given without their TPM2B_PUBLIC");
 		if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
 		    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1 ||
 		    (bytes = BN_num_bytes(n)) > (int)sizeof(p.unique.rsa.buffer) ||

@@ -155,8 +155,12 @@ int tpm_pcrfile_write(const struct tpm_pcrs *pcrs, uint8_t **ret, size_t *ret_le
 
 	if (pcrs->nbanks > SEL_ENTRIES)
 		return kq_err(-EINVAL, "too many banks");
-	for (size_t b = 0; b < pcrs->nbanks; b++)
+	for (size_t b = 0; b < pcrs->nbanks; b++) {
+		if (pcrs->bank[b].mask >> TPM_NUM_PCRS || !kq_hash_size(pcrs->bank[b].alg))
+			return kq_err(-EINVAL, "bank %zu has an unknown algorithm or a PCR above %d",
+				      b, TPM_NUM_PCRS - 1);
 		ndigests += (size_t)__builtin_popcount(pcrs->bank[b].mask);
+	}
 	nlists = (ndigests + LIST_DIGESTS - 1) / LIST_DIGESTS;
 	len = SEL_SIZE + 4 + nlists * LIST_SIZE;
 	out = calloc(1, len);

@@ -106,10 +106,10 @@ static int rsa_pkey(const TPMT_PUBLIC *pub, EVP_PKEY **ret)
 	_cleanup_(bld_freep) OSSL_PARAM_BLD *bld = NULL;
 	_cleanup_(params_freep) OSSL_PARAM *params = NULL;
 
-	if (bits < 1024 || bits > 4096 || bits % 8)
-		return kq_err(-ENOTSUP, "unsupported RSA key size %u", bits);
-	if (n->size != bits / 8)
-		return kq_err(TPM_E_MALFORMED, "RSA modulus is %u bytes for a %u-bit key", n->size, bits);
+	if (bits < 2048 || bits > 4096 || bits % 8)
+		return kq_err(-ENOTSUP, "unsupported RSA key size %u (2048 to 4096 bits)", bits);
+	if (n->size != bits / 8 || !(n->buffer[0] & 0x80))
+		return kq_err(TPM_E_MALFORMED, "RSA modulus is not %u bits", bits);
 	if (exp < 3 || !(exp & 1))
 		return kq_err(TPM_E_MALFORMED, "RSA exponent %u is not valid", exp);
 	bn_n = BN_bin2bn(n->buffer, n->size, NULL);
@@ -180,6 +180,27 @@ int tpm_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *ret)
 	return r;
 }
 
+int tpm_public_check_ak(const TPMT_PUBLIC *pub)
+{
+	const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+				 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_RESTRICTED |
+				 TPMA_OBJECT_SIGN_ENCRYPT;
+	TPMA_OBJECT a = pub->objectAttributes;
+
+	if (pub->type != TPM2_ALG_RSA && pub->type != TPM2_ALG_ECC)
+		return kq_err(-EPERM, "the key is neither RSA nor ECC");
+	if ((a & need) != need) {
+		return kq_err(-EPERM, "the key is not a restricted signing key that never leaves its TPM "
+			      "(needs fixedTPM, fixedParent, sensitiveDataOrigin, restricted, sign; has 0x%08x)",
+			      a);
+	}
+	if (a & TPMA_OBJECT_DECRYPT)
+		return kq_err(-EPERM, "the key can also decrypt; an attestation key must only sign");
+	if (!kq_hash_size(pub->nameAlg))
+		return kq_err(-EPERM, "the key's name algorithm 0x%04x is not supported", pub->nameAlg);
+	return 0;
+}
+
 void tpm_hierarchy_qn(TPM2_HANDLE h, TPM2B_NAME *ret)
 {
 	ret->size = 4;
@@ -195,8 +216,8 @@ int tpm_qualified_name(const TPM2B_NAME *parent_qn, const TPM2B_NAME *name, TPM2
 	uint16_t alg;
 	size_t dlen;
 
-	if (name->size < 2)
-		return kq_err(-EINVAL, "object name too short");
+	if (name->size < 2 || name->size > sizeof(name->name) || parent_qn->size > sizeof(parent_qn->name))
+		return kq_err(-EINVAL, "object or parent name has a bad size");
 	alg = (uint16_t)(name->name[0] << 8 | name->name[1]);
 	dlen = kq_hash_size(alg);
 	if (!dlen || name->size != 2 + dlen)
@@ -207,6 +228,44 @@ int tpm_qualified_name(const TPM2B_NAME *parent_qn, const TPM2B_NAME *name, TPM2
 	ret->name[0] = name->name[0];
 	ret->name[1] = name->name[1];
 	return kq_hash(alg, buf, (size_t)parent_qn->size + name->size, ret->name + 2);
+}
+
+/*
+ * The same key policy whatever the input format: RSA 2048-4096 bits with an odd
+ * public exponent >= 3 (e = 1 would make any "signature" verify), EC keys on
+ * the NIST curves a TPM uses.
+ */
+static int pkey_check(EVP_PKEY *pkey)
+{
+	switch (EVP_PKEY_get_base_id(pkey)) {
+	case EVP_PKEY_RSA: {
+		_cleanup_(bn_freep) BIGNUM *e = NULL;
+		int bits = EVP_PKEY_get_bits(pkey);
+
+		if (bits < 2048 || bits > 4096)
+			return kq_err(-ENOTSUP, "unsupported RSA key size %d (2048 to 4096 bits)", bits);
+		if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1 || !BN_is_odd(e) ||
+		    BN_num_bits(e) < 2 || BN_num_bits(e) > 32) {
+			ERR_clear_error();
+			return kq_err(TPM_E_MALFORMED, "RSA public exponent is not acceptable");
+		}
+		return 0;
+	}
+	case EVP_PKEY_EC: {
+		char group[64];
+
+		if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+						   NULL) != 1 ||
+		    (strcmp(group, "prime256v1") != 0 && strcmp(group, "secp384r1") != 0 &&
+		     strcmp(group, "secp521r1") != 0)) {
+			ERR_clear_error();
+			return kq_err(-ENOTSUP, "unsupported EC curve (P-256, P-384 and P-521 are)");
+		}
+		return 0;
+	}
+	default:
+		return kq_err(-ENOTSUP, "unsupported key type (RSA and EC are)");
+	}
 }
 
 void tpm_key_clear(struct tpm_key *key)
@@ -258,6 +317,11 @@ int tpm_key_load(const uint8_t *buf, size_t len, struct tpm_key *ret)
 			EVP_PKEY_free(k.pkey);
 			return r;
 		}
+	}
+	r = pkey_check(k.pkey);
+	if (r < 0) {
+		EVP_PKEY_free(k.pkey);
+		return r;
 	}
 	*ret = k;
 	return 0;

@@ -166,28 +166,36 @@ int tpm_quote_verify(const struct tpm_quote_check *chk, TPMS_ATTEST *ret_attest)
 		const TPM2B_DIGEST *qd = &a.attested.quote.pcrDigest;
 		uint8_t digest[KQ_MAX_DIGEST];
 		size_t dlen;
-		size_t quoted_banks = 0, claimed_banks = 0;
+		uint32_t matched = 0; /* bit i: claimed bank i is quoted */
 
-		/* the claimed values must be for exactly the quoted selection */
+		/*
+		 * The claimed values must be for exactly the quoted selection: each
+		 * quoted bank once, each claimed bank quoted once, same PCRs. A TPM
+		 * accepts a selection naming a bank twice, so that must not let a
+		 * claimed bank go unhashed.
+		 */
 		for (uint32_t i = 0; i < sel->count; i++) {
 			const TPMS_PCR_SELECTION *s = &sel->pcrSelections[i];
 			const struct tpm_pcr_bank *b = tpm_pcrs_bank(chk->pcrs, s->hash);
+			const char *bank = kq_hash_name(s->hash) ? kq_hash_name(s->hash) : "unknown";
 			uint32_t m = 0;
 
 			for (unsigned k = 0; k < s->sizeofSelect && k < 4; k++)
 				m |= (uint32_t)s->pcrSelect[k] << (8 * k);
 			if (!m)
 				continue;
-			quoted_banks++;
 			if (!b || b->mask != m)
-				return kq_err(TPM_E_PCRS, "the PCR values are not for the quoted %s selection",
-					      kq_hash_name(s->hash) ? kq_hash_name(s->hash) : "unknown");
+				return kq_err(TPM_E_PCRS, "the PCR values are not for the quoted %s selection", bank);
+			if (matched & (1u << (b - chk->pcrs->bank)))
+				return kq_err(TPM_E_PCRS, "the quote selects the %s bank twice", bank);
+			matched |= 1u << (b - chk->pcrs->bank);
 		}
+		if (!matched)
+			return kq_err(TPM_E_PCRS, "the quote covers no PCRs");
 		for (size_t i = 0; i < chk->pcrs->nbanks; i++)
-			if (chk->pcrs->bank[i].mask)
-				claimed_banks++;
-		if (quoted_banks != claimed_banks)
-			return kq_err(TPM_E_PCRS, "the PCR values and the quote cover different banks");
+			if (chk->pcrs->bank[i].mask && !(matched & (1u << i)))
+				return kq_err(TPM_E_PCRS, "the PCR values include the %s bank, which the quote does not cover",
+					      kq_hash_name(chk->pcrs->bank[i].alg));
 		r = tpm_pcrs_digest(chk->pcrs, sel, tpm_sig_hash(chk->sig), digest, &dlen);
 		if (r < 0)
 			return r;

@@ -57,10 +57,18 @@ int tpm_tpmt_public_unmarshal(const uint8_t *buf, size_t len, TPMT_PUBLIC *ret);
 /* ---- keys and names ---- */
 
 /*
- * EVP_PKEY for an RSA or ECC (NIST P-256/384/521) TPMT_PUBLIC.
+ * EVP_PKEY for an RSA (2048-4096 bits) or ECC (NIST P-256/384/521) TPMT_PUBLIC.
  * Caller frees with EVP_PKEY_free. -ENOTSUP for other types and curves.
  */
 int tpm_public_to_pkey(const TPMT_PUBLIC *pub, EVP_PKEY **ret);
+
+/*
+ * Checks that a public area is what an attestation key must be: RSA or ECC,
+ * fixedTPM, fixedParent, sensitiveDataOrigin, restricted, sign and not decrypt.
+ * MakeCredential alone does not prove this (a key loaded from outside can be
+ * activated too). -EPERM with the reason otherwise.
+ */
+int tpm_public_check_ak(const TPMT_PUBLIC *pub);
 
 /* TPM name: nameAlg (2 bytes BE) || H_nameAlg(marshalled TPMT_PUBLIC). */
 int tpm_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *ret);
@@ -83,7 +91,9 @@ struct tpm_key {
 
 /*
  * Loads a key from what tpm2-tools and OpenSSL write: TPM2B_PUBLIC ("tss"),
- * a bare TPMT_PUBLIC, PEM or DER SubjectPublicKeyInfo. Free with tpm_key_clear.
+ * a bare TPMT_PUBLIC, PEM or DER SubjectPublicKeyInfo. Whatever the format the
+ * key must be RSA 2048-4096 bits with an odd exponent >= 3, or EC on P-256,
+ * P-384 or P-521 (-ENOTSUP / TPM_E_MALFORMED otherwise). Free with tpm_key_clear.
  */
 int tpm_key_load(const uint8_t *buf, size_t len, struct tpm_key *ret);
 void tpm_key_clear(struct tpm_key *key);

@@ -174,6 +174,8 @@ int kq_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 	size_t len = 0, cap = 0;
 	int fd, r = 0;
 
+	if (max > SIZE_MAX / 2)
+		max = SIZE_MAX / 2;
 	if (strcmp(path, "-") == 0)
 		fd = STDIN_FILENO;
 	else
@@ -228,6 +230,8 @@ int kq_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 	*ret = TAKE_PTR(buf);
 	*ret_len = len;
 out:
+	if (r < 0 && buf)
+		OPENSSL_cleanse(buf, len); /* the file may have held a secret */
 	if (fd != STDIN_FILENO)
 		close(fd);
 	return r;
@@ -275,12 +279,15 @@ int kq_parse_uint(const char *s, uint64_t max, uint64_t *ret)
 	if (!*s)
 		return kq_err(-EINVAL, "empty number");
 	for (const char *p = s; *p; p++) {
+		uint64_t d;
+
 		if (*p < '0' || *p > '9')
 			return kq_err(-EINVAL, "not a decimal number: '%s'", s);
-		if (v > (max - (uint64_t)(*p - '0')) / 10)
+		d = (uint64_t)(*p - '0');
+		if (d > max || v > (max - d) / 10)
 			return kq_err(-ERANGE, "number out of range (max %llu): '%s'",
 				      (unsigned long long)max, s);
-		v = v * 10 + (uint64_t)(*p - '0');
+		v = v * 10 + d;
 	}
 	*ret = v;
 	return 0;

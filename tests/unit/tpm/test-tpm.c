@@ -10,8 +10,12 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/param_build.h>
+#include <openssl/x509.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+
+#include <tss2/tss2_mu.h>
 
 #include "testlib.h"
 #include "tpm/tpm.h"
@@ -372,6 +376,164 @@ static void test_hostile(void **state)
 	blobs_free(&b);
 }
 
+/* Re-signs the HPE attestation after edit() changed it; returns the new bytes. */
+static uint8_t *resign(EVP_PKEY *key, const struct blobs *b, void (*edit)(TPMS_ATTEST *, const struct tpm_pcrs *),
+		       const struct tpm_pcrs *pcrs, size_t *ret_len, TPMT_SIGNATURE *sig)
+{
+	TPMS_ATTEST a;
+	uint8_t *out = malloc(sizeof(TPMS_ATTEST) + 64);
+	size_t off = 0;
+
+	assert_int_equal(tpm_attest_unmarshal(b->msg, b->msg_len, &a), 0);
+	edit(&a, pcrs);
+	assert_int_equal(Tss2_MU_TPMS_ATTEST_Marshal(&a, out, sizeof(TPMS_ATTEST) + 64, &off), 0);
+	sign_attest(key, TPM2_ALG_RSASSA, KQ_ALG_SHA256, out, off, sig);
+	*ret_len = off;
+	return out;
+}
+
+/* the selection names sha256 twice; the digest covers the sha256 values twice */
+static void edit_dup_bank(TPMS_ATTEST *a, const struct tpm_pcrs *pcrs)
+{
+	TPML_PCR_SELECTION *sel = &a->attested.quote.pcrSelect;
+	size_t n;
+
+	sel->count = 2;
+	sel->pcrSelections[1] = sel->pcrSelections[0];
+	assert_int_equal(tpm_pcrs_digest(pcrs, sel, KQ_ALG_SHA256, a->attested.quote.pcrDigest.buffer, &n), 0);
+	a->attested.quote.pcrDigest.size = (UINT16)n;
+}
+
+static void edit_empty_sel(TPMS_ATTEST *a, const struct tpm_pcrs *pcrs)
+{
+	size_t n;
+
+	a->attested.quote.pcrSelect.count = 0;
+	assert_int_equal(tpm_pcrs_digest(pcrs, &a->attested.quote.pcrSelect, KQ_ALG_SHA256,
+					 a->attested.quote.pcrDigest.buffer, &n), 0);
+	a->attested.quote.pcrDigest.size = (UINT16)n;
+}
+
+static void test_selection_tricks(void **state)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	struct blobs b = { 0 };
+	struct tpm_pcrs pcrs, claimed;
+	struct tpm_pcr_bank *extra;
+	TPMT_SIGNATURE sig;
+	_cleanup_free_ uint8_t *msg = NULL, *msg2 = NULL;
+	size_t len, len2;
+
+	load_hpe(&b);
+	assert_int_equal(tpm_pcrfile_parse(b.pcrs, b.pcrs_len, &pcrs), 0);
+	msg = resign(key, &b, edit_dup_bank, &pcrs, &len, &sig);
+	/* values for an unquoted sha1 bank ride along with the duplicated sha256 selection */
+	claimed = pcrs;
+	assert_int_equal(tpm_pcrs_add_bank(&claimed, KQ_ALG_SHA1, &extra), 0);
+	extra->mask = 1;
+	memset(extra->value[0], 0xde, 20);
+	assert_int_equal(tpm_quote_verify(&(struct tpm_quote_check){ .attest = msg, .attest_len = len,
+		.sig = &sig, .key = key, .pcrs = &claimed }, NULL), TPM_E_PCRS);
+	assert_non_null(strstr(kq_errmsg(), "twice"));
+	/* a duplicated selection is refused even with exactly the quoted values */
+	assert_int_equal(tpm_quote_verify(&(struct tpm_quote_check){ .attest = msg, .attest_len = len,
+		.sig = &sig, .key = key, .pcrs = &pcrs }, NULL), TPM_E_PCRS);
+
+	/* an empty selection does not "match" PCR values */
+	msg2 = resign(key, &b, edit_empty_sel, &pcrs, &len2, &sig);
+	assert_int_equal(tpm_quote_verify(&(struct tpm_quote_check){ .attest = msg2, .attest_len = len2,
+		.sig = &sig, .key = key, .pcrs = &pcrs }, NULL), TPM_E_PCRS);
+	assert_int_equal(tpm_quote_verify(&(struct tpm_quote_check){ .attest = msg2, .attest_len = len2,
+		.sig = &sig, .key = key }, NULL), 0);
+	EVP_PKEY_free(key);
+	blobs_free(&b);
+}
+
+static void test_key_policy(void **state)
+{
+	struct blobs b = { 0 };
+	struct tpm_key k;
+	TPM2B_PUBLIC p;
+	EVP_PKEY *weak;
+	unsigned char *der = NULL;
+	int n;
+
+	/* RSA e = 1 as DER SubjectPublicKeyInfo: refused */
+	{
+		OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+		BIGNUM *nn = BN_new(), *e = BN_new();
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+		OSSL_PARAM *params;
+
+		BN_set_bit(nn, 2047);
+		BN_set_bit(nn, 0);
+		BN_set_word(e, 1);
+		OSSL_PARAM_BLD_push_BN(bld, "n", nn);
+		OSSL_PARAM_BLD_push_BN(bld, "e", e);
+		params = OSSL_PARAM_BLD_to_param(bld);
+		weak = NULL;
+		assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+		assert_int_equal(EVP_PKEY_fromdata(ctx, &weak, EVP_PKEY_PUBLIC_KEY, params), 1);
+		n = i2d_PUBKEY(weak, &der);
+		assert_true(n > 0);
+		assert_int_equal(tpm_key_load(der, (size_t)n, &k), TPM_E_MALFORMED);
+		OPENSSL_free(der);
+		der = NULL;
+		EVP_PKEY_free(weak);
+		OSSL_PARAM_free(params);
+		OSSL_PARAM_BLD_free(bld);
+		EVP_PKEY_CTX_free(ctx);
+		BN_free(nn);
+		BN_free(e);
+	}
+	/* RSA-1024 and a non-NIST curve: refused */
+	weak = EVP_RSA_gen(1024);
+	n = i2d_PUBKEY(weak, &der);
+	assert_int_equal(tpm_key_load(der, (size_t)n, &k), -ENOTSUP);
+	OPENSSL_free(der);
+	der = NULL;
+	EVP_PKEY_free(weak);
+	weak = EVP_EC_gen("secp256k1");
+	n = i2d_PUBKEY(weak, &der);
+	assert_int_equal(tpm_key_load(der, (size_t)n, &k), -ENOTSUP);
+	OPENSSL_free(der);
+	EVP_PKEY_free(weak);
+
+	/* a TPM RSA modulus whose top bit is clear is not a 2048-bit key */
+	load_hpe(&b);
+	assert_int_equal(tpm_public_unmarshal(b.ak, b.ak_len, &p), 0);
+	p.publicArea.unique.rsa.buffer[0] = 0x01;
+	{
+		EVP_PKEY *pk = NULL;
+		assert_int_equal(tpm_public_to_pkey(&p.publicArea, &pk), TPM_E_MALFORMED);
+	}
+	/* the real AK is a restricted signing key; the EK (decrypt) is not an AK */
+	assert_int_equal(tpm_public_unmarshal(b.ak, b.ak_len, &p), 0);
+	assert_int_equal(tpm_public_check_ak(&p.publicArea), 0);
+	p.publicArea.objectAttributes &= ~TPMA_OBJECT_RESTRICTED;
+	assert_int_equal(tpm_public_check_ak(&p.publicArea), -EPERM);
+	p.publicArea.objectAttributes |= TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	assert_int_equal(tpm_public_check_ak(&p.publicArea), -EPERM);
+	p.publicArea.objectAttributes &= ~(TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM);
+	assert_int_equal(tpm_public_check_ak(&p.publicArea), -EPERM);
+	blobs_free(&b);
+}
+
+static void test_pcrfile_write_refuses(void **state)
+{
+	struct tpm_pcrs pcrs = { .nbanks = 1 };
+	uint8_t *out = NULL;
+	size_t len;
+
+	pcrs.bank[0].alg = KQ_ALG_SHA256;
+	pcrs.bank[0].mask = (1u << 24) | 1;
+	assert_int_equal(tpm_pcrfile_write(&pcrs, &out, &len), -EINVAL);
+	pcrs.bank[0].mask = 1;
+	pcrs.bank[0].alg = 0x1234;
+	assert_int_equal(tpm_pcrfile_write(&pcrs, &out, &len), -EINVAL);
+	assert_null(out);
+}
+
 static void test_kdfa_vector(void **state)
 {
 	/* KDFa(SHA-256) is SP 800-108 counter mode HMAC; cross-checked with OpenSSL's KBKDF */
@@ -425,6 +587,9 @@ int main(void)
 		cmocka_unit_test(test_schemes),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_kdfa_vector),
+		cmocka_unit_test(test_selection_tricks),
+		cmocka_unit_test(test_key_policy),
+		cmocka_unit_test(test_pcrfile_write_refuses),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,6 +54,12 @@ static void test_uint(void **state)
 	assert_int_equal(kq_parse_uint("18446744073709551616", UINT64_MAX, &v), -ERANGE);
 	assert_int_equal(kq_parse_uint("-1", 10, &v), -EINVAL);
 	assert_int_equal(kq_parse_uint("", 10, &v), -EINVAL);
+	/* a maximum below 9 */
+	assert_int_equal(kq_parse_uint("7", 5, &v), -ERANGE);
+	assert_int_equal(kq_parse_uint("19", 5, &v), -ERANGE);
+	assert_int_equal(kq_parse_uint("9", 0, &v), -ERANGE);
+	assert_int_equal(kq_parse_uint("5", 5, &v), 0);
+	assert_int_equal(kq_parse_uint("0", 0, &v), 0);
 }
 
 static void test_extend(void **state)
