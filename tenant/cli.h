@@ -35,5 +35,6 @@ int cmd_quote(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
 int cmd_ima(int argc, char **argv);
 int cmd_makecredential(int argc, char **argv);
+int cmd_registrar(int argc, char **argv);
 
 #endif

@@ -414,3 +414,13 @@ int tpm_credfile_parse(const uint8_t *buf, size_t len, TPM2B_ID_OBJECT *ret_blob
 	*ret_seed = seed;
 	return 0;
 }
+
+int tpm_activation_proof(const uint8_t *secret, size_t secret_len, const char *id, uint8_t out[32])
+{
+	unsigned int n = 0;
+
+	if (!HMAC(kq_md(KQ_ALG_SHA256), secret, (int)secret_len, (const uint8_t *)id, strlen(id), out, &n) ||
+	    n != 32)
+		return kq_err(-EIO, "HMAC failed");
+	return 0;
+}

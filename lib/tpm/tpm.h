@@ -190,6 +190,12 @@ int tpm_credfile_write(const TPM2B_ID_OBJECT *blob, const TPM2B_ENCRYPTED_SECRET
 int tpm_credfile_parse(const uint8_t *buf, size_t len, TPM2B_ID_OBJECT *ret_blob,
 		       TPM2B_ENCRYPTED_SECRET *ret_seed);
 
+/*
+ * kumquat's enrolment proof: after TPM2_ActivateCredential an agent shows it
+ * recovered the secret with HMAC-SHA256(key = secret, message = its id).
+ */
+int tpm_activation_proof(const uint8_t *secret, size_t secret_len, const char *id, uint8_t out[32]);
+
 /* KDFa (SP 800-108 counter mode with HMAC) as the TPM defines it; label without NUL. */
 int tpm_kdfa(uint16_t alg, const uint8_t *key, size_t key_len, const char *label,
 	     const uint8_t *ctx_u, size_t u_len, const uint8_t *ctx_v, size_t v_len,

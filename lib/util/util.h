@@ -95,6 +95,9 @@ int kq_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
 /* Writes len bytes to path (created 0600 if new, truncated), atomically via rename. */
 int kq_write_file(const char *path, const void *data, size_t len);
 
+/* Sends a state line ("READY=1") to systemd when run as a notify service; no-op otherwise. */
+void kq_sd_notify(const char *state);
+
 /* Parses a decimal unsigned integer of the whole string, no sign, <= max. */
 int kq_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 

@@ -30,9 +30,10 @@ expect() {
 	fi
 }
 
-# Starts swtpm (TPM 2.0) on a free loopback port; sets TPM2TOOLS_TCTI and KQ_TCTI.
+# Starts swtpm (TPM 2.0) on a free loopback port; sets TPM2TOOLS_TCTI, KQ_TCTI
+# and SWTPM_PID. $1: an existing state dir (e.g. from provision_swtpm), optional.
 start_swtpm() {
-	local dir=$KQ_TMP/swtpm-$RANDOM port i
+	local dir=${1:-$KQ_TMP/swtpm-$RANDOM} port i
 	mkdir -p "$dir"
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		port=$((20000 + RANDOM % 20000 * 2))
@@ -44,6 +45,7 @@ start_swtpm() {
 		sleep 0.3
 		if kill -0 "$pid" 2>/dev/null; then
 			KQ_PIDS+=("$pid")
+			SWTPM_PID=$pid
 			export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port"
 			export KQ_TCTI=$TPM2TOOLS_TCTI
 			tpm2_getcap properties-fixed >/dev/null 2>&1 && return 0
@@ -69,4 +71,40 @@ flip() {
 	printf "$(printf '\\%03o' $(( $(od -An -tu1 -j "$off" -N1 "$src") ^ 0xff )))" |
 		dd of="$src.flip" bs=1 seek="$off" conv=notrunc status=none
 	echo "$src.flip"
+}
+
+# provision_swtpm DIR: a TPM state like a real machine's, made by swtpm_setup
+# with an EK certificate signed by a local CA kept in DIR/localca (its
+# issuercert.pem and swtpm-localca-rootca-cert.pem play the TPM vendor's CAs).
+provision_swtpm() {
+	local dir=$1
+	mkdir -p "$dir/state" "$dir/localca"
+	cat >"$dir/localca.conf" <<EOC
+statedir = $dir/localca
+signingkey = $dir/localca/signkey.pem
+issuercert = $dir/localca/issuercert.pem
+certserial = $dir/localca/certserial
+EOC
+	cat >"$dir/setup.conf" <<EOC
+create_certs_tool = /usr/bin/swtpm_localca
+create_certs_tool_config = $dir/localca.conf
+create_certs_tool_options = /etc/swtpm-localca.options
+EOC
+	swtpm_setup --tpm2 --tpmstate "$dir/state" --create-ek-cert --lock-nvram \
+		--config "$dir/setup.conf" --overwrite >"$dir/setup.log" 2>&1 ||
+		fail "swtpm_setup: $(cat "$dir/setup.log")"
+}
+
+# wait_listening LOG: waits for a daemon's "listening on https://ADDR:PORT" line; prints PORT.
+wait_listening() {
+	local log=$1 i
+	for i in $(seq 100); do
+		if grep -q 'listening on https://' "$log" 2>/dev/null; then
+			sed -n 's/.*listening on https:\/\/[^:]*:\([0-9]*\).*/\1/p' "$log" | head -1
+			return 0
+		fi
+		sleep 0.1
+	done
+	cat "$log" >&2
+	fail "daemon did not start"
 }

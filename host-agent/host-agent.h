@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kumquat-host-agent: owns a hypervisor's hardware TPM. This part enrols the
+ * host with the registrar (EK + EK certificate, AK, ActivateCredential) and
+ * has the TPM certify the host's vTPM-CA key.
+ */
+#ifndef KQ_HOST_AGENT_H
+#define KQ_HOST_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http/http.h"
+#include "tpmdev/tpmdev.h"
+
+struct host_agent_config {
+	char *id;           /* UUID; empty: generated once and kept in state_dir/id */
+	char *state_dir;
+	char *tcti;
+	char *ek_alg;       /* "rsa" (default) or "ecc" */
+	uint64_t ak_handle, ca_key_handle;
+	char *contact;      /* URL the verifier uses to reach this agent */
+	char *registrar_url;
+	char *registrar_ca; /* CA of the registrar's TLS certificate */
+	uint64_t timeout_ms;
+	char *log_level;
+	bool log_json;
+};
+
+/* Result of an enrolment, for logs and the state file. */
+struct host_enrolment {
+	char id[37];
+	TPM2B_NAME ak_name, ca_name;
+	bool ek_cert;
+};
+
+/* Reads state_dir/id, or makes a random UUID and stores it (0600). */
+int host_agent_id(const char *state_dir, char ret[37]);
+
+/* Enrols with the registrar and submits the certified vTPM-CA key. */
+int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, struct host_enrolment *ret);
+
+#endif

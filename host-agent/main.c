@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kumquat-host-agent: parses options and config, enrols the host, then runs until SIGTERM. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "host-agent.h"
+#include "kq-config.h"
+#include "log/log.h"
+#include "tpm/tpm.h"
+#include "util/util.h"
+
+#define DEFAULT_CONFIG "/etc/kumquat/host-agent.conf"
+
+static const struct conf_option options[] = {
+	{ "agent", "id", CONF_STRING, offsetof(struct host_agent_config, id), 0 },
+	{ "agent", "state_dir", CONF_PATH, offsetof(struct host_agent_config, state_dir), 0 },
+	{ "agent", "contact", CONF_STRING, offsetof(struct host_agent_config, contact), 0 },
+	{ "tpm", "tcti", CONF_STRING, offsetof(struct host_agent_config, tcti), 0 },
+	{ "tpm", "ek_alg", CONF_STRING, offsetof(struct host_agent_config, ek_alg), 0 },
+	{ "tpm", "ak_handle", CONF_UINT, offsetof(struct host_agent_config, ak_handle), 0x81ffffff },
+	{ "tpm", "ca_key_handle", CONF_UINT, offsetof(struct host_agent_config, ca_key_handle), 0x81ffffff },
+	{ "registrar", "url", CONF_STRING, offsetof(struct host_agent_config, registrar_url), 0 },
+	{ "registrar", "ca", CONF_PATH, offsetof(struct host_agent_config, registrar_ca), 0 },
+	{ "registrar", "timeout_ms", CONF_UINT, offsetof(struct host_agent_config, timeout_ms), 600000 },
+	{ "log", "level", CONF_STRING, offsetof(struct host_agent_config, log_level), 0 },
+	{ "log", "json", CONF_BOOL, offsetof(struct host_agent_config, log_json), 0 },
+	{ 0 },
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: kumquat-host-agent [--config FILE] [--enrol-only] [--help] [--version]\n"
+	      "Owns the host's TPM: enrols with the registrar and has the TPM certify the host's\n"
+	      "vTPM-CA key. --enrol-only exits once enrolled. Default config: " DEFAULT_CONFIG "\n", f);
+}
+
+static char *dup_default(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		abort();
+	return d;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "enrol-only", no_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *config = DEFAULT_CONFIG;
+	struct host_agent_config cfg = {
+		.ak_handle = TPMDEV_AK_HANDLE, .ca_key_handle = TPMDEV_CA_KEY_HANDLE, .timeout_ms = 30000,
+	};
+	struct host_enrolment e;
+	struct tpmdev *tpm = NULL;
+	enum log_level level = LOG_INFO;
+	bool once = false;
+	sigset_t set;
+	int c, r, sig;
+
+	while ((c = getopt_long(argc, argv, "c:ohV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'o': once = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("kumquat-host-agent %s\n", KQ_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	tpm_quiet_tss_log();
+	cfg.state_dir = dup_default("/var/lib/kumquat/host-agent");
+	cfg.tcti = dup_default(TPMDEV_DEFAULT_TCTI);
+	cfg.ek_alg = dup_default("rsa");
+	cfg.log_level = dup_default("info");
+	r = conf_load(config, options, &cfg);
+	if (r < 0) {
+		fprintf(stderr, "kumquat-host-agent: config: %s\n", kq_errmsg());
+		return 1;
+	}
+	if (log_level_from_string(cfg.log_level, &level) < 0) {
+		fprintf(stderr, "kumquat-host-agent: config: bad log level '%s'\n", cfg.log_level);
+		return 1;
+	}
+	log_setup(level, cfg.log_json);
+	if (strcmp(cfg.ek_alg, "rsa") != 0 && strcmp(cfg.ek_alg, "ecc") != 0) {
+		fprintf(stderr, "kumquat-host-agent: config: [tpm] ek_alg must be rsa or ecc\n");
+		return 1;
+	}
+	if (!cfg.registrar_url || !cfg.registrar_ca) {
+		fprintf(stderr, "kumquat-host-agent: config: [registrar] url and ca are required\n");
+		return 1;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = tpmdev_open(cfg.tcti, &tpm);
+	if (r < 0) {
+		fprintf(stderr, "kumquat-host-agent: TPM %s: %s\n", cfg.tcti, kq_errmsg());
+		return 1;
+	}
+	r = host_agent_enrol(&cfg, tpm, &e);
+	if (r < 0) {
+		fprintf(stderr, "kumquat-host-agent: enrolment failed: %s\n", kq_errmsg());
+		tpmdev_close(tpm);
+		return 1;
+	}
+	{
+		_cleanup_free_ char *ak = kq_hex_dup(e.ak_name.name, e.ak_name.size);
+		_cleanup_free_ char *ca = kq_hex_dup(e.ca_name.name, e.ca_name.size);
+		log_info("host-agent", "enrolled as %s (AK %s, vTPM CA %s)", e.id, ak ? ak : "?", ca ? ca : "?");
+	}
+	if (!once) {
+		kq_sd_notify("READY=1");
+		while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
+			;
+	}
+	tpmdev_close(tpm);
+	conf_free(options, &cfg);
+	return 0;
+}

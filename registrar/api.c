@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The registrar's REST API (/v1, JSON over TLS):
+ *   POST   /v1/agents                       enrolment begin      (server-auth TLS only)
+ *   POST   /v1/agents/{id}/activate         activation proof     (server-auth TLS only)
+ *   POST   /v1/agents/{id}/vtpm-ca/nonce    nonce for Certify    (server-auth TLS only)
+ *   POST   /v1/agents/{id}/vtpm-ca          the certified key    (server-auth TLS only)
+ *   GET    /v1/agents                       list                 (client certificate)
+ *   GET    /v1/agents/{id}                  show                 (client certificate)
+ *   DELETE /v1/agents/{id}                  delete               (client certificate)
+ * Enrolment needs no client certificate: the TPM challenge is the proof.
+ */
+#include "api.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "json/json.h"
+#include "log/log.h"
+#include "util/util.h"
+
+#define MOD "registrar"
+
+static unsigned status_of(int r)
+{
+	switch (r) {
+	case -EINVAL:
+	case -EBADMSG:
+	case -E2BIG: return 400;
+	case -EPERM:
+	case -EACCES:
+	case -EKEYREJECTED: return 403;
+	case -ENOENT: return 404;
+	case -EEXIST: return 409;
+	default: return 500;
+	}
+}
+
+static void fail(struct http_response *resp, int r, const char *code)
+{
+	unsigned st = status_of(r);
+
+	http_error(resp, st, st == 500 ? "internal" : code, "%s", st == 500 ? "internal error" : kq_errmsg());
+}
+
+static struct json_object *parse(const struct http_request *req, struct http_response *resp)
+{
+	struct json_object *o = NULL;
+
+	if (json_parse_body(req->body, req->body_len, 64 * 1024, 8, &o) < 0) {
+		http_error(resp, 400, "bad_json", "%s", kq_errmsg());
+		return NULL;
+	}
+	return o;
+}
+
+static void ok_json(struct http_response *resp, unsigned status, struct json_object *o)
+{
+	resp->status = status;
+	resp->body = o;
+}
+
+static void handle_enrol(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct registrar *rg = ud;
+	static const struct json_field fields[] = {
+		{ "id", JSON_STRING, true, REG_ID_MAX, offsetof(struct reg_enrol_req, id) },
+		{ "kind", JSON_STRING, true, 8, offsetof(struct reg_enrol_req, kind) },
+		{ "ek_pub", JSON_BASE64, true, 1024, offsetof(struct reg_enrol_req, ek_pub) },
+		{ "ek_cert", JSON_BASE64, false, 8192, offsetof(struct reg_enrol_req, ek_cert) },
+		{ "ak_pub", JSON_BASE64, true, 1024, offsetof(struct reg_enrol_req, ak_pub) },
+		{ "contact", JSON_STRING, false, 512, offsetof(struct reg_enrol_req, contact) },
+		{ 0 },
+	};
+	struct reg_enrol_req er = { 0 };
+	struct json_object *body = parse(req, resp), *out;
+	_cleanup_free_ uint8_t *cred = NULL;
+	_cleanup_free_ char *b64 = NULL;
+	const char *code = "bad_request";
+	size_t len;
+	int r;
+
+	if (!body)
+		return;
+	r = json_dispatch(body, fields, &er, false);
+	json_object_put(body);
+	if (r < 0) {
+		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		return;
+	}
+	r = reg_enrol_begin(rg, &er, &cred, &len, &code);
+	if (r < 0) {
+		log_info(MOD, "enrolment of %s refused (%s): %s", er.id, code, kq_errmsg());
+		fail(resp, r, code);
+	} else if (kq_base64_encode(cred, len, &b64) < 0) {
+		http_error(resp, 500, "internal", "internal error");
+	} else {
+		out = json_object_new_object();
+		json_object_object_add(out, "id", json_object_new_string(er.id));
+		json_object_object_add(out, "credential", json_object_new_string(b64));
+		json_object_object_add(out, "activate", json_object_new_string("POST /v1/agents/{id}/activate"));
+		log_info(MOD, "enrolment of %s %s begun", er.kind, er.id);
+		ok_json(resp, 200, out);
+	}
+	json_dispatch_free(fields, &er);
+}
+
+struct proof_req {
+	struct json_bytes proof;
+};
+
+static void handle_activate(const struct http_request *req, struct http_response *resp, struct registrar *rg,
+			    const char *id)
+{
+	static const struct json_field fields[] = {
+		{ "proof", JSON_BASE64, true, 64, offsetof(struct proof_req, proof) },
+		{ 0 },
+	};
+	struct proof_req pr = { 0 };
+	struct json_object *body = parse(req, resp), *out;
+	const char *code;
+	int r;
+
+	if (!body)
+		return;
+	r = json_dispatch(body, fields, &pr, false);
+	json_object_put(body);
+	if (r < 0) {
+		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		return;
+	}
+	r = reg_enrol_activate(rg, id, pr.proof.data, pr.proof.len, &code);
+	if (r < 0) {
+		log_warn(MOD, "activation of %s refused (%s): %s", id, code, kq_errmsg());
+		fail(resp, r, code);
+	} else {
+		out = json_object_new_object();
+		json_object_object_add(out, "id", json_object_new_string(id));
+		json_object_object_add(out, "state", json_object_new_string("active"));
+		log_info(MOD, "agent %s is active", id);
+		ok_json(resp, 200, out);
+	}
+	json_dispatch_free(fields, &pr);
+}
+
+static void handle_nonce(struct http_response *resp, struct registrar *rg, const char *id)
+{
+	uint8_t nonce[32];
+	_cleanup_free_ char *b64 = NULL;
+	const char *code;
+	struct json_object *out;
+	int r = reg_ca_nonce(rg, id, nonce, &code);
+
+	if (r < 0) {
+		fail(resp, r, code);
+		return;
+	}
+	if (kq_base64_encode(nonce, sizeof(nonce), &b64) < 0) {
+		http_error(resp, 500, "internal", "internal error");
+		return;
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "nonce", json_object_new_string(b64));
+	json_object_object_add(out, "expires_in", json_object_new_int64((int64_t)rg->cfg.challenge_ttl));
+	ok_json(resp, 200, out);
+}
+
+struct ca_req {
+	struct json_bytes ca_pub, attest, signature;
+};
+
+static void handle_ca(const struct http_request *req, struct http_response *resp, struct registrar *rg,
+		      const char *id)
+{
+	static const struct json_field fields[] = {
+		{ "ca_pub", JSON_BASE64, true, 1024, offsetof(struct ca_req, ca_pub) },
+		{ "attest", JSON_BASE64, true, 2048, offsetof(struct ca_req, attest) },
+		{ "signature", JSON_BASE64, true, 1024, offsetof(struct ca_req, signature) },
+		{ 0 },
+	};
+	struct ca_req cr = { 0 };
+	struct json_object *body = parse(req, resp), *out;
+	const char *code;
+	int r;
+
+	if (!body)
+		return;
+	r = json_dispatch(body, fields, &cr, false);
+	json_object_put(body);
+	if (r < 0) {
+		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		return;
+	}
+	r = reg_ca_submit(rg, id, cr.ca_pub.data, cr.ca_pub.len, cr.attest.data, cr.attest.len,
+			  cr.signature.data, cr.signature.len, &code);
+	if (r < 0) {
+		log_warn(MOD, "vTPM CA of %s refused (%s): %s", id, code, kq_errmsg());
+		fail(resp, r, code);
+	} else {
+		out = json_object_new_object();
+		json_object_object_add(out, "id", json_object_new_string(id));
+		json_object_object_add(out, "vtpm_ca", json_object_new_string("recorded"));
+		log_info(MOD, "vTPM CA of host %s recorded", id);
+		ok_json(resp, 200, out);
+	}
+	json_dispatch_free(fields, &cr);
+}
+
+/* Splits "/v1/agents/{id}[/rest]" into id (copied, bounded) and rest. */
+static int split_path(const char *path, char id[REG_ID_MAX + 1], const char **rest)
+{
+	static const char prefix[] = "/v1/agents/";
+	const char *p, *slash;
+	size_t n;
+
+	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+		return -EINVAL;
+	p = path + sizeof(prefix) - 1;
+	slash = strchr(p, '/');
+	n = slash ? (size_t)(slash - p) : strlen(p);
+	if (n == 0 || n > REG_ID_MAX)
+		return -EINVAL;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	*rest = slash ? slash : "";
+	return reg_valid_id(id) ? 0 : -EINVAL;
+}
+
+static void handle_agent_post(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	char id[REG_ID_MAX + 1];
+	const char *rest;
+
+	if (split_path(req->path, id, &rest) < 0) {
+		http_error(resp, 404, "not_found", "no such resource");
+		return;
+	}
+	if (strcmp(rest, "/activate") == 0)
+		handle_activate(req, resp, ud, id);
+	else if (strcmp(rest, "/vtpm-ca/nonce") == 0)
+		handle_nonce(resp, ud, id);
+	else if (strcmp(rest, "/vtpm-ca") == 0)
+		handle_ca(req, resp, ud, id);
+	else
+		http_error(resp, 404, "not_found", "no such resource");
+}
+
+static void handle_list(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct json_object *l, *out;
+	int r = reg_list_json(ud, &l);
+
+	if (r < 0) {
+		fail(resp, r, "internal");
+		return;
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "agents", l);
+	ok_json(resp, 200, out);
+}
+
+static void handle_agent_admin(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	char id[REG_ID_MAX + 1];
+	const char *rest;
+	struct json_object *o;
+	int r;
+
+	if (split_path(req->path, id, &rest) < 0 || rest[0]) {
+		http_error(resp, 404, "not_found", "no such resource");
+		return;
+	}
+	if (strcmp(req->method, "DELETE") == 0) {
+		r = reg_delete(ud, id);
+		if (r < 0) {
+			fail(resp, r, r == -ENOENT ? "not_found" : "internal");
+			return;
+		}
+		log_info(MOD, "agent %s deleted by %s", id, req->client_subject ? req->client_subject : "?");
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(id));
+		json_object_object_add(o, "deleted", json_object_new_boolean(true));
+		ok_json(resp, 200, o);
+		return;
+	}
+	r = reg_agent_json(ud, id, &o);
+	if (r < 0) {
+		fail(resp, r, r == -ENOENT ? "not_found" : "internal");
+		return;
+	}
+	ok_json(resp, 200, o);
+}
+
+static const struct http_route routes[] = {
+	{ "POST", "/v1/agents", false, handle_enrol },
+	{ "POST", "/v1/agents/*", false, handle_agent_post },
+	{ "GET", "/v1/agents", true, handle_list },
+	{ "GET", "/v1/agents/*", true, handle_agent_admin },
+	{ "DELETE", "/v1/agents/*", true, handle_agent_admin },
+};
+
+const struct http_route *registrar_routes(size_t *ret_n)
+{
+	*ret_n = ARRAY_SIZE(routes);
+	return routes;
+}

@@ -1,0 +1,711 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "registrar.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "tpm/tpm.h"
+#include "util/util.h"
+#include "x509/x509.h"
+
+#define EK_CERT_MAX 8192
+
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE agents ("
+	"  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('host', 'guest')),"
+	"  ek_pub BLOB NOT NULL, ek_name BLOB NOT NULL, ek_cert BLOB,"
+	"  ak_pub BLOB NOT NULL, ak_name BLOB NOT NULL, contact TEXT,"
+	"  created INTEGER NOT NULL, activated INTEGER NOT NULL,"
+	"  enrolments INTEGER NOT NULL DEFAULT 1, ak_changes INTEGER NOT NULL DEFAULT 0,"
+	"  vtpm_ca_pub BLOB, vtpm_ca_name BLOB, vtpm_ca_at INTEGER);"
+	"CREATE TABLE challenges ("
+	"  id TEXT PRIMARY KEY, kind TEXT NOT NULL, ek_pub BLOB NOT NULL, ek_name BLOB NOT NULL,"
+	"  ek_cert BLOB, ak_pub BLOB NOT NULL, ak_name BLOB NOT NULL, contact TEXT,"
+	"  expected_proof BLOB NOT NULL, expires INTEGER NOT NULL);"
+	"CREATE TABLE nonces ("
+	"  id TEXT NOT NULL, purpose TEXT NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL,"
+	"  PRIMARY KEY (id, purpose));",
+};
+
+static void x509_freep(X509 **p) { X509_free(*p); }
+
+bool reg_valid_id(const char *s)
+{
+	static const int dash[] = { 8, 13, 18, 23 };
+
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool want_dash = i == dash[0] || i == dash[1] || i == dash[2] || i == dash[3];
+		char c = s[i];
+		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+
+		if (want_dash ? c != '-' : !hex)
+			return false;
+	}
+	return true;
+}
+
+int registrar_open(const struct registrar_config *cfg, struct registrar **ret)
+{
+	struct registrar *rg = calloc(1, sizeof(*rg));
+	int r;
+
+	if (!rg)
+		return kq_err(-ENOMEM, "out of memory");
+	rg->cfg = *cfg;
+	r = db_open(cfg->database, migrations, ARRAY_SIZE(migrations), &rg->db);
+	if (r < 0)
+		goto fail;
+	if (cfg->ek_ca_dir && cfg->ek_ca_dir[0]) {
+		r = x509_store_from_dir(cfg->ek_ca_dir, &rg->ek_store);
+		if (r < 0) {
+			kq_err_ctx(r, "EK CA directory %s: ", cfg->ek_ca_dir);
+			goto fail;
+		}
+	}
+	*ret = rg;
+	return 0;
+fail:
+	db_close(rg->db);
+	free(rg);
+	return r;
+}
+
+void registrar_close(struct registrar *rg)
+{
+	if (!rg)
+		return;
+	db_close(rg->db);
+	X509_STORE_free(rg->ek_store);
+	free(rg);
+}
+
+static int fail(const char **code, const char *c, int r)
+{
+	*code = c;
+	return r;
+}
+
+/* An EK is a restricted decryption key that never leaves its TPM. */
+static int check_ek_public(const TPMT_PUBLIC *p)
+{
+	const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+				 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+
+	if (p->type != TPM2_ALG_RSA && p->type != TPM2_ALG_ECC)
+		return kq_err(-EPERM, "the EK is neither RSA nor ECC");
+	if ((p->objectAttributes & need) != need || (p->objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT))
+		return kq_err(-EPERM, "the EK is not a restricted decryption key bound to its TPM "
+			      "(attributes 0x%08x)", p->objectAttributes);
+	return 0;
+}
+
+struct begin_ctx {
+	const struct reg_enrol_req *req;
+	const TPM2B_NAME *ek_name, *ak_name;
+	const uint8_t *proof;
+	int64_t expires;
+	const char *code;
+};
+
+static int begin_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	struct begin_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	/* an id is bound to its first EK for good */
+	r = db_prepare(h, "SELECT ek_name, kind FROM agents WHERE id = ?", &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->req->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const void *name = sqlite3_column_blob(s, 0);
+		int n = sqlite3_column_bytes(s, 0);
+
+		if (n != c->ek_name->size || CRYPTO_memcmp(name, c->ek_name->name, (size_t)n) != 0) {
+			c->code = "ek_mismatch";
+			return kq_err(-EPERM, "agent %s is enrolled with another EK", c->req->id);
+		}
+		if (strcmp((const char *)sqlite3_column_text(s, 1), c->req->kind) != 0) {
+			c->code = "kind_mismatch";
+			return kq_err(-EPERM, "agent %s is enrolled as a %s", c->req->id,
+				      (const char *)sqlite3_column_text(s, 1));
+		}
+	} else if (rc != SQLITE_DONE) {
+		return db_err(h, rc, "agent lookup");
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+
+	r = db_prepare(h,
+		       "INSERT OR REPLACE INTO challenges (id, kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name,"
+		       " contact, expected_proof, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		       &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->req->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, c->req->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, c->req->ek_pub.data, (int)c->req->ek_pub.len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, c->ek_name->name, c->ek_name->size, SQLITE_STATIC);
+	if (c->req->ek_cert.len)
+		sqlite3_bind_blob(s, 5, c->req->ek_cert.data, (int)c->req->ek_cert.len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 5);
+	sqlite3_bind_blob(s, 6, c->req->ak_pub.data, (int)c->req->ak_pub.len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 7, c->ak_name->name, c->ak_name->size, SQLITE_STATIC);
+	if (c->req->contact)
+		sqlite3_bind_text(s, 8, c->req->contact, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 8);
+	sqlite3_bind_blob(s, 9, c->proof, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 10, c->expires);
+	return db_err(h, sqlite3_step(s), "store challenge");
+}
+
+int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8_t **ret_cred,
+		    size_t *ret_len, const char **code)
+{
+	TPM2B_PUBLIC ek, ak;
+	TPM2B_NAME ek_name, ak_name;
+	TPM2B_ID_OBJECT blob;
+	TPM2B_ENCRYPTED_SECRET seed;
+	uint8_t secret[32], proof[32];
+	struct begin_ctx c = { .req = req };
+	int r;
+
+	*code = "bad_request";
+	if (!req->id || !reg_valid_id(req->id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	if (!req->kind || (strcmp(req->kind, "host") != 0 && strcmp(req->kind, "guest") != 0))
+		return kq_err(-EINVAL, "kind must be \"host\" or \"guest\"");
+	if (req->contact && strlen(req->contact) > 512)
+		return kq_err(-EINVAL, "contact is longer than 512 bytes");
+
+	/* the EK */
+	if ((r = tpm_public_unmarshal(req->ek_pub.data, req->ek_pub.len, &ek)) < 0)
+		return kq_err_ctx(-EINVAL, "ek_pub: ");
+	if ((r = check_ek_public(&ek.publicArea)) < 0)
+		return fail(code, "bad_ek", r);
+	if ((r = tpm_public_name(&ek.publicArea, &ek_name)) < 0)
+		return fail(code, "bad_ek", -EINVAL);
+	if (req->ek_cert.len) {
+		_cleanup_(x509_freep) X509 *cert = NULL;
+		EVP_PKEY *pkey = NULL;
+
+		if (req->ek_cert.len > EK_CERT_MAX)
+			return kq_err(-EINVAL, "ek_cert is over %d bytes", EK_CERT_MAX);
+		if ((r = x509_load(req->ek_cert.data, req->ek_cert.len, &cert)) < 0)
+			return kq_err_ctx(-EINVAL, "ek_cert: ");
+		if ((r = tpm_public_to_pkey(&ek.publicArea, &pkey)) < 0)
+			return fail(code, "bad_ek", kq_err_ctx(-EINVAL, "ek_pub: "));
+		r = x509_matches_pkey(cert, pkey);
+		EVP_PKEY_free(pkey);
+		if (r != 1)
+			return fail(code, "ek_cert_mismatch",
+				    kq_err(-EPERM, "the EK certificate is for another key than the EK"));
+		if (!rg->ek_store)
+			return fail(code, "ek_cert_untrusted",
+				    kq_err(-EPERM, "no TPM vendor CA is configured (ek_ca_dir)"));
+		if ((r = x509_verify_chain(cert, NULL, rg->ek_store, 0)) < 0)
+			return fail(code, "ek_cert_untrusted", kq_err_ctx(-EPERM, "EK certificate: "));
+	} else if (rg->cfg.require_ek_cert) {
+		return fail(code, "ek_cert_required",
+			    kq_err(-EPERM, "an EK certificate is required (require_ek_cert = true)"));
+	}
+
+	/* the AK */
+	if ((r = tpm_public_unmarshal(req->ak_pub.data, req->ak_pub.len, &ak)) < 0)
+		return kq_err_ctx(-EINVAL, "ak_pub: ");
+	if ((r = tpm_public_check_ak(&ak.publicArea)) < 0)
+		return fail(code, "bad_ak", r);
+	{
+		EVP_PKEY *pkey = NULL;
+		if ((r = tpm_public_to_pkey(&ak.publicArea, &pkey)) < 0)
+			return fail(code, "bad_ak", kq_err_ctx(-EPERM, "ak_pub: "));
+		EVP_PKEY_free(pkey);
+	}
+	if ((r = tpm_public_name(&ak.publicArea, &ak_name)) < 0)
+		return fail(code, "bad_ak", -EINVAL);
+
+	/* the challenge: only the TPM with this EK can open it, and only for this AK */
+	if (RAND_priv_bytes(secret, sizeof(secret)) != 1)
+		return fail(code, "internal", kq_err(-EIO, "no random bytes"));
+	r = tpm_make_credential(&ek.publicArea, &ak_name, secret, sizeof(secret), &blob, &seed);
+	if (r == 0)
+		r = tpm_activation_proof(secret, sizeof(secret), req->id, proof);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	if (r < 0)
+		return fail(code, r == -ENOTSUP ? "bad_ek" : "internal", r);
+
+	c.ek_name = &ek_name;
+	c.ak_name = &ak_name;
+	c.proof = proof;
+	c.expires = (int64_t)time(NULL) + (int64_t)rg->cfg.challenge_ttl;
+	r = db_tx(rg->db, begin_tx, &c);
+	OPENSSL_cleanse(proof, sizeof(proof));
+	if (r < 0)
+		return fail(code, c.code ? c.code : "internal", r);
+	r = tpm_credfile_write(&blob, &seed, ret_cred, ret_len);
+	return r < 0 ? fail(code, "internal", r) : 0;
+}
+
+struct activate_ctx {
+	const char *id;
+	const uint8_t *proof;
+	size_t len;
+	const char *code;
+	bool new_ak;
+};
+
+static int activate_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	struct activate_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *del = NULL, *up = NULL;
+	int r, rc;
+	bool ok;
+
+	r = db_prepare(h, "SELECT expected_proof, expires FROM challenges WHERE id = ?", &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		c->code = "no_challenge";
+		return kq_err(-ENOENT, "no pending enrolment for %s", c->id);
+	}
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "challenge lookup");
+	ok = c->len == 32 && sqlite3_column_bytes(s, 0) == 32 &&
+	     CRYPTO_memcmp(sqlite3_column_blob(s, 0), c->proof, 32) == 0;
+	if (sqlite3_column_int64(s, 1) < (int64_t)time(NULL)) {
+		c->code = "challenge_expired";
+		ok = false;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+
+	/* one attempt per challenge, right or wrong */
+	if ((r = db_prepare(h, "DELETE FROM challenges WHERE id = ? RETURNING kind, ek_pub, ek_name, ek_cert,"
+				" ak_pub, ak_name, contact", &del)) < 0)
+		return r;
+	sqlite3_bind_text(del, 1, c->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(del)) != SQLITE_ROW)
+		return db_err(h, rc, "challenge removal");
+	if (!ok) {
+		/* the refusal must still drop the challenge: commit, report the failure after */
+		return 1;
+	}
+
+	r = db_prepare(h,
+		       "INSERT INTO agents (id, kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name, contact,"
+		       " created, activated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"
+		       " ON CONFLICT (id) DO UPDATE SET"
+		       "  ak_changes = ak_changes + (ak_name != excluded.ak_name),"
+		       "  enrolments = enrolments + 1,"
+		       "  ek_cert = coalesce(excluded.ek_cert, ek_cert),"
+		       "  ak_pub = excluded.ak_pub, ak_name = excluded.ak_name,"
+		       "  contact = excluded.contact, activated = excluded.activated"
+		       " WHERE ek_name = excluded.ek_name",
+		       &up);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(up, 1, c->id, -1, SQLITE_STATIC);
+	for (int i = 0; i < 7; i++) {
+		int col = i; /* kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name, contact */
+		switch (sqlite3_column_type(del, col)) {
+		case SQLITE_NULL: sqlite3_bind_null(up, i + 2); break;
+		case SQLITE_TEXT:
+			sqlite3_bind_text(up, i + 2, (const char *)sqlite3_column_text(del, col), -1, SQLITE_TRANSIENT);
+			break;
+		default:
+			sqlite3_bind_blob(up, i + 2, sqlite3_column_blob(del, col), sqlite3_column_bytes(del, col),
+					  SQLITE_TRANSIENT);
+		}
+	}
+	sqlite3_bind_int64(up, 9, (int64_t)time(NULL));
+	rc = sqlite3_step(up);
+	if (rc != SQLITE_DONE)
+		return db_err(h, rc, "store agent");
+	if (sqlite3_changes(h) != 1) {
+		c->code = "ek_mismatch";
+		return kq_err(-EPERM, "agent %s is enrolled with another EK", c->id);
+	}
+	return 0;
+}
+
+int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t *proof, size_t len,
+		       const char **code)
+{
+	struct activate_ctx c = { .id = id, .proof = proof, .len = len };
+	int r;
+
+	*code = "bad_request";
+	if (!reg_valid_id(id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	r = db_tx(rg->db, activate_tx, &c);
+	if (r == 1) {
+		if (c.code && strcmp(c.code, "challenge_expired") == 0)
+			return fail(code, c.code, kq_err(-EPERM, "the challenge for %s has expired; enrol again", id));
+		return fail(code, "bad_proof",
+			    kq_err(-EPERM, "the activation proof is wrong: the AK is not in the TPM of this EK"));
+	}
+	if (r < 0)
+		return fail(code, c.code ? c.code : "internal", r);
+	return 0;
+}
+
+struct nonce_ctx {
+	const char *id;
+	uint8_t *nonce;
+	int64_t expires;
+	const char *code;
+};
+
+static int lookup_kind(sqlite3 *h, const char *id, char kind[8], const char **code)
+{
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int r = db_prepare(h, "SELECT kind FROM agents WHERE id = ?", &s), rc;
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		*code = "not_found";
+		return kq_err(-ENOENT, "no active agent %s", id);
+	}
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "agent lookup");
+	snprintf(kind, 8, "%s", (const char *)sqlite3_column_text(s, 0));
+	return 0;
+}
+
+static int nonce_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	struct nonce_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	char kind[8];
+	int r;
+
+	if ((r = lookup_kind(h, c->id, kind, &c->code)) < 0)
+		return r;
+	if (strcmp(kind, "host") != 0) {
+		c->code = "not_a_host";
+		return kq_err(-EPERM, "only hosts have a vTPM CA");
+	}
+	r = db_prepare(h, "INSERT OR REPLACE INTO nonces (id, purpose, nonce, expires) VALUES (?, 'vtpm-ca', ?, ?)",
+		       &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, c->nonce, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, c->expires);
+	return db_err(h, sqlite3_step(s), "store nonce");
+}
+
+int reg_ca_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code)
+{
+	uint8_t nonce[32];
+	struct nonce_ctx c = { .id = id, .nonce = nonce };
+	int r;
+
+	*code = "bad_request";
+	if (!reg_valid_id(id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+		return fail(code, "internal", kq_err(-EIO, "no random bytes"));
+	c.expires = (int64_t)time(NULL) + (int64_t)rg->cfg.challenge_ttl;
+	r = db_tx(rg->db, nonce_tx, &c);
+	if (r < 0)
+		return fail(code, c.code ? c.code : "internal", r);
+	memcpy(ret_nonce, nonce, 32);
+	return 0;
+}
+
+struct ca_ctx {
+	const char *id;
+	const uint8_t *ca_pub, *attest, *sig;
+	size_t ca_len, attest_len, sig_len;
+	const char *code;
+	int verdict; /* negative: refused after consuming the nonce */
+};
+
+static int ca_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	struct ca_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *n = NULL, *up = NULL;
+	TPM2B_PUBLIC ak, ca;
+	TPM2B_NAME ca_name;
+	TPMT_SIGNATURE sig;
+	TPMS_ATTEST a;
+	EVP_PKEY *ak_key = NULL, *ca_key = NULL;
+	uint8_t nonce[32];
+	bool have_nonce = false;
+	int r, rc;
+
+	r = db_prepare(h, "SELECT kind, ak_pub FROM agents WHERE id = ?", &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		c->code = "not_found";
+		return kq_err(-ENOENT, "no active agent %s", c->id);
+	}
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "agent lookup");
+	if (strcmp((const char *)sqlite3_column_text(s, 0), "host") != 0) {
+		c->code = "not_a_host";
+		return kq_err(-EPERM, "only hosts have a vTPM CA");
+	}
+	if (tpm_public_unmarshal(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), &ak) < 0)
+		return kq_err(-EIO, "stored AK of %s is unreadable", c->id);
+
+	/* the nonce is single-use: consumed by any attempt */
+	if ((r = db_prepare(h, "DELETE FROM nonces WHERE id = ? AND purpose = 'vtpm-ca' RETURNING nonce, expires",
+			    &n)) < 0)
+		return r;
+	sqlite3_bind_text(n, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(n);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(n, 0) == 32 &&
+	    sqlite3_column_int64(n, 1) >= (int64_t)time(NULL)) {
+		memcpy(nonce, sqlite3_column_blob(n, 0), 32);
+		have_nonce = true;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		return db_err(h, rc, "nonce lookup");
+	}
+	sqlite3_finalize(n);
+	n = NULL;
+
+#define REFUSE(cd, ...) do { c->code = (cd); c->verdict = kq_err(__VA_ARGS__); goto out; } while (0)
+	if (!have_nonce)
+		REFUSE("stale_nonce", -EPERM, "no fresh nonce for this certification: request one first");
+	if (tpm_public_unmarshal(c->ca_pub, c->ca_len, &ca) < 0)
+		REFUSE("bad_request", -EINVAL, "ca_pub: %s", kq_errmsg());
+	{
+		const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+					 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_SIGN_ENCRYPT;
+		TPMA_OBJECT at = ca.publicArea.objectAttributes;
+
+		if ((at & need) != need || (at & (TPMA_OBJECT_DECRYPT | TPMA_OBJECT_RESTRICTED)))
+			REFUSE("bad_ca_key", -EPERM,
+			       "the vTPM-CA key must be an unrestricted signing key that never leaves the TPM "
+			       "(attributes 0x%08x)", at);
+	}
+	if (tpm_public_to_pkey(&ca.publicArea, &ca_key) < 0)
+		REFUSE("bad_ca_key", -EPERM, "ca_pub: %s", kq_errmsg());
+	if (tpm_public_name(&ca.publicArea, &ca_name) < 0)
+		REFUSE("bad_ca_key", -EPERM, "ca_pub: %s", kq_errmsg());
+	if (tpm_signature_unmarshal(c->sig, c->sig_len, &sig) < 0)
+		REFUSE("bad_request", -EINVAL, "signature: %s", kq_errmsg());
+	if (tpm_attest_unmarshal(c->attest, c->attest_len, &a) < 0)
+		REFUSE("bad_request", -EINVAL, "attest: %s", kq_errmsg());
+	if (tpm_public_to_pkey(&ak.publicArea, &ak_key) < 0)
+		REFUSE("internal", -EIO, "stored AK: %s", kq_errmsg());
+	if (tpm_signature_verify(ak_key, &sig, c->attest, c->attest_len) < 0)
+		REFUSE("bad_certification", -EPERM, "the certification is not signed by the host's AK");
+	if (a.magic != TPM2_GENERATED_VALUE || a.type != TPM2_ST_ATTEST_CERTIFY)
+		REFUSE("bad_certification", -EPERM, "not a TPM2_Certify attestation");
+	if (a.extraData.size != 32 || CRYPTO_memcmp(a.extraData.buffer, nonce, 32) != 0)
+		REFUSE("stale_nonce", -EPERM, "the certification is not over the registrar's nonce");
+	if (a.attested.certify.name.size != ca_name.size ||
+	    CRYPTO_memcmp(a.attested.certify.name.name, ca_name.name, ca_name.size) != 0)
+		REFUSE("bad_certification", -EPERM, "the certification is for another key than ca_pub");
+
+	r = db_prepare(h, "UPDATE agents SET vtpm_ca_pub = ?, vtpm_ca_name = ?, vtpm_ca_at = ? WHERE id = ?", &up);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_blob(up, 1, c->ca_pub, (int)c->ca_len, SQLITE_STATIC);
+	sqlite3_bind_blob(up, 2, ca_name.name, ca_name.size, SQLITE_STATIC);
+	sqlite3_bind_int64(up, 3, (int64_t)time(NULL));
+	sqlite3_bind_text(up, 4, c->id, -1, SQLITE_STATIC);
+	r = db_err(h, sqlite3_step(up), "store vTPM CA");
+#undef REFUSE
+out:
+	EVP_PKEY_free(ak_key);
+	EVP_PKEY_free(ca_key);
+	/* a refusal commits the nonce's removal and reports after */
+	return c->verdict < 0 ? 1 : r;
+}
+
+int reg_ca_submit(struct registrar *rg, const char *id, const uint8_t *ca_pub, size_t ca_len,
+		  const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+		  const char **code)
+{
+	struct ca_ctx c = { .id = id, .ca_pub = ca_pub, .ca_len = ca_len, .attest = attest,
+			    .attest_len = attest_len, .sig = sig, .sig_len = sig_len };
+	int r;
+
+	*code = "bad_request";
+	if (!reg_valid_id(id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	if (ca_len > TPM_MAX_BLOB || attest_len > TPM_MAX_BLOB || sig_len > TPM_MAX_BLOB)
+		return kq_err(-EINVAL, "a field is over %u bytes", TPM_MAX_BLOB);
+	r = db_tx(rg->db, ca_tx, &c);
+	if (r == 1)
+		return fail(code, c.code, c.verdict);
+	if (r < 0)
+		return fail(code, c.code ? c.code : "internal", r);
+	return 0;
+}
+
+static struct json_object *b64_json(const void *data, int len)
+{
+	_cleanup_free_ char *s = NULL;
+
+	if (!data || len <= 0 || kq_base64_encode(data, (size_t)len, &s) < 0)
+		return NULL;
+	return json_object_new_string(s);
+}
+
+static struct json_object *hex_json(const void *data, int len)
+{
+	_cleanup_free_ char *s = NULL;
+
+	if (!data || len <= 0 || !(s = kq_hex_dup(data, (size_t)len)))
+		return NULL;
+	return json_object_new_string(s);
+}
+
+#define AGENT_COLS "id, kind, ek_name, ek_cert, ak_name, contact, created, activated, enrolments, ak_changes," \
+		   " vtpm_ca_name, vtpm_ca_at, ek_pub, ak_pub, vtpm_ca_pub"
+
+static struct json_object *agent_row_json(sqlite3_stmt *s, bool full)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_string((const char *)sqlite3_column_text(s, 0)));
+	json_object_object_add(o, "kind", json_object_new_string((const char *)sqlite3_column_text(s, 1)));
+	json_object_object_add(o, "state", json_object_new_string("active"));
+	json_object_object_add(o, "ek_name", hex_json(sqlite3_column_blob(s, 2), sqlite3_column_bytes(s, 2)));
+	json_object_object_add(o, "ek_cert", json_object_new_boolean(sqlite3_column_type(s, 3) != SQLITE_NULL));
+	json_object_object_add(o, "ak_name", hex_json(sqlite3_column_blob(s, 4), sqlite3_column_bytes(s, 4)));
+	json_object_object_add(o, "contact", sqlite3_column_type(s, 5) == SQLITE_NULL ? NULL :
+				json_object_new_string((const char *)sqlite3_column_text(s, 5)));
+	json_object_object_add(o, "created", json_object_new_int64(sqlite3_column_int64(s, 6)));
+	json_object_object_add(o, "activated", json_object_new_int64(sqlite3_column_int64(s, 7)));
+	json_object_object_add(o, "enrolments", json_object_new_int64(sqlite3_column_int64(s, 8)));
+	json_object_object_add(o, "ak_changes", json_object_new_int64(sqlite3_column_int64(s, 9)));
+	json_object_object_add(o, "vtpm_ca_name", hex_json(sqlite3_column_blob(s, 10), sqlite3_column_bytes(s, 10)));
+	json_object_object_add(o, "vtpm_ca_at", sqlite3_column_type(s, 11) == SQLITE_NULL ? NULL :
+				json_object_new_int64(sqlite3_column_int64(s, 11)));
+	if (full) {
+		json_object_object_add(o, "ek_pub", b64_json(sqlite3_column_blob(s, 12), sqlite3_column_bytes(s, 12)));
+		json_object_object_add(o, "ak_pub", b64_json(sqlite3_column_blob(s, 13), sqlite3_column_bytes(s, 13)));
+		json_object_object_add(o, "ek_cert_der", b64_json(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3)));
+		json_object_object_add(o, "vtpm_ca_pub", b64_json(sqlite3_column_blob(s, 14), sqlite3_column_bytes(s, 14)));
+	}
+	return o;
+}
+
+struct json_ctx {
+	const char *id;
+	struct json_object *out;
+};
+
+static int show_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	struct json_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int r = db_prepare(h, "SELECT " AGENT_COLS " FROM agents WHERE id = ?", &s), rc;
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "no agent %s", c->id);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "agent lookup");
+	c->out = agent_row_json(s, true);
+	return 0;
+}
+
+int reg_agent_json(struct registrar *rg, const char *id, struct json_object **ret)
+{
+	struct json_ctx c = { .id = id };
+	int r;
+
+	if (!reg_valid_id(id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	r = db_tx(rg->db, show_tx, &c);
+	if (r < 0)
+		return r;
+	*ret = c.out;
+	return 0;
+}
+
+static int list_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	struct json_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int r = db_prepare(h, "SELECT " AGENT_COLS " FROM agents ORDER BY kind, id", &s), rc;
+
+	if (r < 0)
+		return r;
+	c->out = json_object_new_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_object_array_add(c->out, agent_row_json(s, false));
+	if (rc != SQLITE_DONE) {
+		json_object_put(c->out);
+		c->out = NULL;
+		return db_err(h, rc, "agent list");
+	}
+	return 0;
+}
+
+int reg_list_json(struct registrar *rg, struct json_object **ret)
+{
+	struct json_ctx c = { 0 };
+	int r = db_tx(rg->db, list_tx, &c);
+
+	if (r < 0)
+		return r;
+	*ret = c.out;
+	return 0;
+}
+
+static int delete_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	const char *id = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int r = db_prepare(h, "DELETE FROM agents WHERE id = ?", &s);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	if ((r = db_err(h, sqlite3_step(s), "delete")) < 0)
+		return r;
+	if (sqlite3_changes(h) == 0)
+		return kq_err(-ENOENT, "no agent %s", id);
+	sqlite3_finalize(s);
+	s = NULL;
+	/* pending state for the id goes too */
+	if ((r = db_prepare(h, "DELETE FROM challenges WHERE id = ?1", &s)) < 0)
+		return r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	if ((r = db_err(h, sqlite3_step(s), "delete")) < 0)
+		return r;
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((r = db_prepare(h, "DELETE FROM nonces WHERE id = ?1", &s)) < 0)
+		return r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	return db_err(h, sqlite3_step(s), "delete");
+}
+
+int reg_delete(struct registrar *rg, const char *id)
+{
+	if (!reg_valid_id(id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	return db_tx(rg->db, delete_tx, (void *)id);
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kumquat-registrar: which attestation key belongs to which TPM.
+ *
+ * Enrolment is two requests. begin: the agent sends its id, kind, EK public
+ * area (+ EK certificate) and AK public area; the registrar checks the EK
+ * certificate matches the EK and chains to a trusted vendor CA, checks the AK
+ * is a restricted signing key that never leaves its TPM, and answers with a
+ * MakeCredential challenge for (EK, AK name). activate: the agent proves it
+ * could open the challenge (HMAC-SHA256 over its id keyed with the secret);
+ * only then is the agent stored as active. A refused request stores nothing
+ * (a wrong proof only drops the pending challenge).
+ *
+ * Hosts then submit a vTPM-CA key: a signing key inside the hardware TPM,
+ * certified by the active AK (TPM2_Certify) over a fresh single-use nonce.
+ *
+ * Everything here is callable without HTTP (tests, benchmarks); api.c maps it
+ * onto the REST API. Functions return 0 or a negative errno with kq_errmsg()
+ * set and *code set to a machine-readable reason for the API's error body.
+ */
+#ifndef KQ_REGISTRAR_H
+#define KQ_REGISTRAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <openssl/x509.h>
+
+#include "db/db.h"
+#include "json/json.h"
+
+struct registrar_config {
+	char *listen;
+	uint64_t port;
+	char *cert, *key;  /* TLS server certificate and key (PEM) */
+	char *client_ca;   /* CA for admin client certificates (PEM) */
+	char *database;
+	char *ek_ca_dir;   /* trusted TPM vendor CAs: *.pem, *.crt, *.der */
+	bool require_ek_cert;
+	uint64_t challenge_ttl; /* seconds a challenge or nonce stays valid */
+	uint64_t max_body;
+	char *log_level;
+	bool log_json;
+};
+
+struct registrar {
+	struct registrar_config cfg;
+	struct db *db;
+	X509_STORE *ek_store; /* NULL when no ek_ca_dir: every EK certificate is refused */
+};
+
+#define REG_ID_MAX 36 /* a UUID in its canonical text form */
+
+struct reg_enrol_req {
+	char *id;
+	char *kind;      /* "host" or "guest" */
+	struct json_bytes ek_pub, ek_cert, ak_pub;
+	char *contact;   /* how the verifier reaches the agent, e.g. https://10.0.0.5:8892 */
+};
+
+/* Opens the database (migrating it) and the EK trust store. */
+int registrar_open(const struct registrar_config *cfg, struct registrar **ret);
+void registrar_close(struct registrar *rg);
+
+/* Validates an enrolment and returns the challenge as a tpm2-tools credential file (caller frees). */
+int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8_t **ret_cred,
+		    size_t *ret_len, const char **code);
+/* Checks the activation proof; on success the agent is active (new or with a new AK). */
+int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t *proof, size_t len,
+		       const char **code);
+/* A fresh single-use nonce for the host's vTPM-CA certification. */
+int reg_ca_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code);
+/* Verifies TPM2_Certify of the vTPM-CA key by the host's active AK over the nonce, and records it. */
+int reg_ca_submit(struct registrar *rg, const char *id, const uint8_t *ca_pub, size_t ca_len,
+		  const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+		  const char **code);
+
+/* Admin: JSON views of one agent or all; delete. -ENOENT if unknown. */
+int reg_agent_json(struct registrar *rg, const char *id, struct json_object **ret);
+int reg_list_json(struct registrar *rg, struct json_object **ret);
+int reg_delete(struct registrar *rg, const char *id);
+
+/* Whether s is a canonical lowercase-or-uppercase UUID (8-4-4-4-12 hex). */
+bool reg_valid_id(const char *s);
+
+#endif

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Registrar enrolment logic with software-held keys (the integration test does
+ * the same with swtpm and the real host agent): the happy path, every refusal
+ * with its reason and nothing stored, re-enrolment rules, the vTPM-CA
+ * certification, and state that survives a restart.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "registrar.h"
+#include "testlib.h"
+#include "testtpm.h"
+
+static char dir[] = "/tmp/kq-reg-XXXXXX";
+static char db_path[128], ca_dir[128];
+static EVP_PKEY *vendor_key, *other_ca_key;
+static X509 *vendor_ca, *other_ca;
+
+static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *issuer_key, X509 *issuer, const char *cn)
+{
+	X509 *c = X509_new();
+	X509_NAME *n = X509_NAME_new();
+
+	X509_set_version(c, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(c), (long)(random() & 0x7fffffff));
+	X509_gmtime_adj(X509_getm_notBefore(c), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(c), 3600L * 24 * 365);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(c, n);
+	X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : n);
+	X509_set_pubkey(c, subject_key);
+	if (!issuer) {
+		X509V3_CTX ctx;
+		X509_EXTENSION *ext;
+		X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+		X509_add_ext(c, ext, -1);
+		X509_EXTENSION_free(ext);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+		X509_add_ext(c, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	X509_sign(c, issuer_key, EVP_sha256());
+	X509_NAME_free(n);
+	return c;
+}
+
+static uint8_t *der(X509 *c, size_t *len)
+{
+	unsigned char *p = NULL;
+	int n = i2d_X509(c, &p);
+
+	assert_true(n > 0);
+	*len = (size_t)n;
+	return p;
+}
+
+struct agent {
+	char id[37];
+	EVP_PKEY *ek_key, *ak_key;
+	TPMT_PUBLIC ek, ak;
+	TPM2B_NAME ak_name;
+	uint8_t ek_pub[1024], ak_pub[1024];
+	size_t ek_len, ak_len;
+	uint8_t *cert;
+	size_t cert_len;
+};
+
+static void new_agent(struct agent *a, EVP_PKEY *ca_key, X509 *ca)
+{
+	uint8_t u[16];
+
+	RAND_bytes(u, sizeof(u));
+	snprintf(a->id, sizeof(a->id), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	a->ek_key = EVP_RSA_gen(2048);
+	a->ak_key = EVP_RSA_gen(2048);
+	test_rsa_public(a->ek_key, 0, &a->ek, true);
+	test_rsa_public(a->ak_key, TEST_AK_ATTRS, &a->ak, false);
+	assert_int_equal(tpm_public_name(&a->ak, &a->ak_name), 0);
+	a->ek_len = test_marshal_public(&a->ek, a->ek_pub, sizeof(a->ek_pub));
+	a->ak_len = test_marshal_public(&a->ak, a->ak_pub, sizeof(a->ak_pub));
+	a->cert = NULL;
+	a->cert_len = 0;
+	if (ca_key) {
+		X509 *c = make_cert(a->ek_key, ca_key, ca, "");
+		a->cert = der(c, &a->cert_len);
+		X509_free(c);
+	}
+}
+
+static void free_agent(struct agent *a)
+{
+	EVP_PKEY_free(a->ek_key);
+	EVP_PKEY_free(a->ak_key);
+	OPENSSL_free(a->cert);
+}
+
+static struct reg_enrol_req req_of(struct agent *a, const char *kind)
+{
+	return (struct reg_enrol_req){
+		.id = a->id, .kind = (char *)kind,
+		.ek_pub = { a->ek_pub, a->ek_len }, .ek_cert = { a->cert, a->cert_len },
+		.ak_pub = { a->ak_pub, a->ak_len }, .contact = "https://127.0.0.1:9999",
+	};
+}
+
+static struct registrar *open_rg(bool require_cert)
+{
+	struct registrar_config cfg = {
+		.database = db_path, .ek_ca_dir = ca_dir, .require_ek_cert = require_cert,
+		.challenge_ttl = 60,
+	};
+	struct registrar *rg;
+
+	assert_int_equal(registrar_open(&cfg, &rg), 0);
+	return rg;
+}
+
+/* begin + software ActivateCredential + activate */
+static int enrol(struct registrar *rg, struct agent *a, const char *kind, const char **code)
+{
+	struct reg_enrol_req req = req_of(a, kind);
+	_cleanup_free_ uint8_t *cred = NULL;
+	uint8_t secret[64], proof[32];
+	size_t len, slen;
+	int r;
+
+	r = reg_enrol_begin(rg, &req, &cred, &len, code);
+	if (r < 0)
+		return r;
+	assert_int_equal(test_activate(a->ek_key, &a->ek, &a->ak_name, cred, len, secret, &slen), 0);
+	assert_int_equal(tpm_activation_proof(secret, slen, a->id, proof), 0);
+	return reg_enrol_activate(rg, a->id, proof, sizeof(proof), code);
+}
+
+static int n_agents(struct registrar *rg)
+{
+	struct json_object *l;
+	int n;
+
+	assert_int_equal(reg_list_json(rg, &l), 0);
+	n = (int)json_object_array_length(l);
+	json_object_put(l);
+	return n;
+}
+
+static int setup(void **state)
+{
+	FILE *f;
+	char p[160];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(db_path, sizeof(db_path), "%s/registrar.db", dir);
+	snprintf(ca_dir, sizeof(ca_dir), "%s/ek-ca", dir);
+	mkdir(ca_dir, 0700);
+	vendor_key = EVP_RSA_gen(2048);
+	other_ca_key = EVP_RSA_gen(2048);
+	vendor_ca = make_cert(vendor_key, vendor_key, NULL, "TPM vendor CA");
+	other_ca = make_cert(other_ca_key, other_ca_key, NULL, "Someone else");
+	snprintf(p, sizeof(p), "%s/vendor.pem", ca_dir);
+	f = fopen(p, "we");
+	PEM_write_X509(f, vendor_ca);
+	fclose(f);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		return -1;
+	EVP_PKEY_free(vendor_key);
+	EVP_PKEY_free(other_ca_key);
+	X509_free(vendor_ca);
+	X509_free(other_ca);
+	return 0;
+}
+
+static void test_enrol_and_restart(void **state)
+{
+	struct registrar *rg = open_rg(true);
+	struct agent a;
+	const char *code = NULL;
+	struct json_object *o;
+
+	new_agent(&a, vendor_key, vendor_ca);
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "kind")), "host");
+	json_object_put(o);
+	registrar_close(rg);
+
+	/* a restart keeps it; re-enrolment with the same EK and a new AK is counted */
+	rg = open_rg(true);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	json_object_put(o);
+	EVP_PKEY_free(a.ak_key);
+	a.ak_key = EVP_RSA_gen(2048);
+	test_rsa_public(a.ak_key, TEST_AK_ATTRS, &a.ak, false);
+	tpm_public_name(&a.ak, &a.ak_name);
+	a.ak_len = test_marshal_public(&a.ak, a.ak_pub, sizeof(a.ak_pub));
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	assert_int_equal(json_object_get_int(json_object_object_get(o, "ak_changes")), 1);
+	assert_int_equal(json_object_get_int(json_object_object_get(o, "enrolments")), 2);
+	json_object_put(o);
+
+	/* another EK under the same id: refused */
+	{
+		struct agent b;
+		new_agent(&b, vendor_key, vendor_ca);
+		memcpy(b.id, a.id, sizeof(b.id));
+		assert_int_equal(enrol(rg, &b, "host", &code), -EPERM);
+		assert_string_equal(code, "ek_mismatch");
+		free_agent(&b);
+	}
+	assert_int_equal(reg_delete(rg, a.id), 0);
+	assert_int_equal(reg_delete(rg, a.id), -ENOENT);
+	registrar_close(rg);
+	free_agent(&a);
+}
+
+static void test_refusals(void **state)
+{
+	struct registrar *rg = open_rg(true);
+	struct agent a;
+	const char *code = NULL;
+	_cleanup_free_ uint8_t *cred = NULL;
+	size_t len;
+	uint8_t proof[32] = { 0 };
+	int before = n_agents(rg);
+	struct reg_enrol_req req;
+
+	/* wrong activation proof: refused, challenge dropped, nothing stored */
+	new_agent(&a, vendor_key, vendor_ca);
+	req = req_of(&a, "host");
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), 0);
+	assert_int_equal(reg_enrol_activate(rg, a.id, proof, sizeof(proof), &code), -EPERM);
+	assert_string_equal(code, "bad_proof");
+	assert_int_equal(reg_enrol_activate(rg, a.id, proof, sizeof(proof), &code), -ENOENT);
+	assert_string_equal(code, "no_challenge");
+	free_agent(&a);
+
+	/* EK certificate from an untrusted CA */
+	new_agent(&a, other_ca_key, other_ca);
+	assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
+	assert_string_equal(code, "ek_cert_untrusted");
+	free_agent(&a);
+
+	/* EK certificate for another key */
+	{
+		struct agent b;
+		new_agent(&a, vendor_key, vendor_ca);
+		new_agent(&b, vendor_key, vendor_ca);
+		OPENSSL_free(a.cert);
+		a.cert = b.cert;
+		a.cert_len = b.cert_len;
+		b.cert = NULL;
+		assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
+		assert_string_equal(code, "ek_cert_mismatch");
+		free_agent(&a);
+		free_agent(&b);
+	}
+
+	/* no EK certificate while one is required */
+	new_agent(&a, NULL, NULL);
+	assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
+	assert_string_equal(code, "ek_cert_required");
+	free_agent(&a);
+
+	/* an AK that is not a restricted signing key */
+	new_agent(&a, vendor_key, vendor_ca);
+	test_rsa_public(a.ak_key, TEST_AK_ATTRS & ~TPMA_OBJECT_RESTRICTED, &a.ak, false);
+	a.ak_len = test_marshal_public(&a.ak, a.ak_pub, sizeof(a.ak_pub));
+	assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
+	assert_string_equal(code, "bad_ak");
+	/* an AK that is the EK */
+	memcpy(a.ak_pub, a.ek_pub, a.ek_len);
+	a.ak_len = a.ek_len;
+	assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
+	assert_string_equal(code, "bad_ak");
+	free_agent(&a);
+
+	/* malformed input */
+	new_agent(&a, vendor_key, vendor_ca);
+	req = req_of(&a, "host");
+	req.id = "not-a-uuid";
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	req = req_of(&a, "martian");
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	req = req_of(&a, "host");
+	req.ek_pub.len = 10;
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	req = req_of(&a, "host");
+	req.ek_cert.len = 100;
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	free_agent(&a);
+
+	assert_int_equal(n_agents(rg), before);
+	registrar_close(rg);
+}
+
+static void test_vtpm_ca(void **state)
+{
+	struct registrar *rg = open_rg(true);
+	struct agent a, g;
+	const char *code = NULL;
+	uint8_t nonce[32], ca_pub[1024], attest[4096], sig[1024];
+	size_t ca_len, attest_len, sig_len;
+	EVP_PKEY *ca_key = EVP_RSA_gen(2048), *stranger = EVP_RSA_gen(2048);
+	TPMT_PUBLIC ca;
+	TPMS_ATTEST at = { .magic = TPM2_GENERATED_VALUE, .type = TPM2_ST_ATTEST_CERTIFY };
+	struct json_object *o;
+
+	new_agent(&a, vendor_key, vendor_ca);
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	test_rsa_public(ca_key, TEST_CA_ATTRS, &ca, false);
+	ca.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+	ca_len = test_marshal_public(&ca, ca_pub, sizeof(ca_pub));
+	assert_int_equal(tpm_public_name(&ca, &at.attested.certify.name), 0);
+
+	/* right: signed by the host AK over a fresh nonce */
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+	at.extraData.size = 32;
+	memcpy(at.extraData.buffer, nonce, 32);
+	attest_len = test_sign_attest(a.ak_key, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+	assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), 0);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	assert_non_null(json_object_object_get(o, "vtpm_ca_name"));
+	json_object_put(o);
+
+	/* the same nonce again: stale */
+	assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), -EPERM);
+	assert_string_equal(code, "stale_nonce");
+
+	/* signed by another key */
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+	memcpy(at.extraData.buffer, nonce, 32);
+	attest_len = test_sign_attest(stranger, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+	assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), -EPERM);
+	assert_string_equal(code, "bad_certification");
+
+	/* over an old nonce */
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+	at.extraData.buffer[0] ^= 1;
+	attest_len = test_sign_attest(a.ak_key, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+	assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), -EPERM);
+	assert_string_equal(code, "stale_nonce");
+
+	/* certifying another key than the one submitted */
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+	memcpy(at.extraData.buffer, nonce, 32);
+	at.attested.certify.name.name[5] ^= 1;
+	attest_len = test_sign_attest(a.ak_key, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+	assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), -EPERM);
+	assert_string_equal(code, "bad_certification");
+
+	/* a restricted key cannot be a CA key */
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+	ca.objectAttributes |= TPMA_OBJECT_RESTRICTED;
+	ca_len = test_marshal_public(&ca, ca_pub, sizeof(ca_pub));
+	assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), -EPERM);
+	assert_string_equal(code, "bad_ca_key");
+
+	/* guests have no vTPM CA */
+	new_agent(&g, vendor_key, vendor_ca);
+	assert_int_equal(enrol(rg, &g, "guest", &code), 0);
+	assert_int_equal(reg_ca_nonce(rg, g.id, nonce, &code), -EPERM);
+	assert_string_equal(code, "not_a_host");
+
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(stranger);
+	free_agent(&a);
+	free_agent(&g);
+	registrar_close(rg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_enrol_and_restart),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_vtpm_ca),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
