@@ -209,7 +209,7 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 			return fail(code, "bad_ek", kq_err_ctx(-EINVAL, "ek_pub: "));
 		r = x509_matches_pkey(cert, pkey);
 		EVP_PKEY_free(pkey);
-		if (r != 1)
+		if (r < 0)
 			return fail(code, "ek_cert_mismatch",
 				    kq_err(-EPERM, "the EK certificate is for another key than the EK"));
 		if (!rg->ek_store)

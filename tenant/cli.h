@@ -35,6 +35,7 @@ int cmd_quote(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
 int cmd_ima(int argc, char **argv);
 int cmd_makecredential(int argc, char **argv);
+int cmd_ca(int argc, char **argv);
 int cmd_registrar(int argc, char **argv);
 
 #endif
