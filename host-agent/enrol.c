@@ -129,7 +129,7 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 	TPM2B_PUBLIC ek, ak, ca;
 	uint8_t ek_buf[sizeof(TPM2B_PUBLIC)], ak_buf[sizeof(TPM2B_PUBLIC)], ca_buf[sizeof(TPM2B_PUBLIC)];
 	uint8_t sig_buf[sizeof(TPMT_SIGNATURE)], proof[32];
-	size_t ek_len, ak_len, ca_len, sig_len = 0, cert_len = 0, cred_len, nonce_len, attest_len;
+	size_t ek_len = 0, ak_len = 0, ca_len = 0, sig_len = 0, cert_len = 0, cred_len = 0, nonce_len = 0, attest_len = 0;
 	_cleanup_free_ uint8_t *cert = NULL, *cred = NULL, *nonce = NULL, *attest = NULL;
 	struct json_object *req = NULL, *resp = NULL;
 	TPM2B_ID_OBJECT blob;

@@ -62,7 +62,7 @@ static inline int test_activate(EVP_PKEY *ek_priv, const TPMT_PUBLIC *ek, const 
 {
 	TPM2B_ID_OBJECT blob;
 	TPM2B_ENCRYPTED_SECRET es;
-	uint8_t seed[64], symkey[16], hmackey[32], hmac[32], plain[2 + 64], msg[512];
+	uint8_t seed[512], symkey[16], hmackey[32], hmac[32], plain[2 + 64], msg[512];
 	size_t seedlen = sizeof(seed);
 	unsigned int hl;
 	EVP_PKEY_CTX *ctx;

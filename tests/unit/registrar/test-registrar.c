@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -133,7 +134,7 @@ static int enrol(struct registrar *rg, struct agent *a, const char *kind, const 
 	struct reg_enrol_req req = req_of(a, kind);
 	_cleanup_free_ uint8_t *cred = NULL;
 	uint8_t secret[64], proof[32];
-	size_t len, slen;
+	size_t len, slen = 0;
 	int r;
 
 	r = reg_enrol_begin(rg, &req, &cred, &len, code);
