@@ -19,6 +19,7 @@ struct host_agent_config {
 	char *tcti;
 	char *ek_alg;       /* "rsa" (default) or "ecc" */
 	uint64_t ak_handle, ca_key_handle;
+	char *ak_handle_s, *ca_key_handle_s; /* as configured: hex, e.g. 0x81010010 */
 	char *contact;      /* URL the verifier uses to reach this agent */
 	char *registrar_url;
 	char *registrar_ca; /* CA of the registrar's TLS certificate */

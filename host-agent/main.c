@@ -20,8 +20,8 @@ static const struct conf_option options[] = {
 	{ "agent", "contact", CONF_STRING, offsetof(struct host_agent_config, contact), 0 },
 	{ "tpm", "tcti", CONF_STRING, offsetof(struct host_agent_config, tcti), 0 },
 	{ "tpm", "ek_alg", CONF_STRING, offsetof(struct host_agent_config, ek_alg), 0 },
-	{ "tpm", "ak_handle", CONF_UINT, offsetof(struct host_agent_config, ak_handle), 0x81ffffff },
-	{ "tpm", "ca_key_handle", CONF_UINT, offsetof(struct host_agent_config, ca_key_handle), 0x81ffffff },
+	{ "tpm", "ak_handle", CONF_STRING, offsetof(struct host_agent_config, ak_handle_s), 0 },
+	{ "tpm", "ca_key_handle", CONF_STRING, offsetof(struct host_agent_config, ca_key_handle_s), 0 },
 	{ "registrar", "url", CONF_STRING, offsetof(struct host_agent_config, registrar_url), 0 },
 	{ "registrar", "ca", CONF_PATH, offsetof(struct host_agent_config, registrar_ca), 0 },
 	{ "registrar", "timeout_ms", CONF_UINT, offsetof(struct host_agent_config, timeout_ms), 600000 },
@@ -35,6 +35,21 @@ static void usage(FILE *f)
 	fputs("usage: kumquat-host-agent [--config FILE] [--enrol-only] [--help] [--version]\n"
 	      "Owns the host's TPM: enrols with the registrar and has the TPM certify the host's\n"
 	      "vTPM-CA key. --enrol-only exits once enrolled. Default config: " DEFAULT_CONFIG "\n", f);
+}
+
+/* A persistent handle in the owner range, written in hex ("0x81010010"). */
+static int parse_handle(const char *key, const char *s, uint64_t *ret)
+{
+	uint8_t b[4];
+	size_t n;
+
+	if (kq_hex_decode(s, b, sizeof(b), &n) < 0 || n != 4 || b[0] != 0x81 || b[1] > 0x7f) {
+		fprintf(stderr, "kumquat-host-agent: config: [tpm] %s = %s is not a persistent handle "
+			"0x81000000-0x817fffff\n", key, s);
+		return -EINVAL;
+	}
+	*ret = (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
+	return 0;
 }
 
 static char *dup_default(const char *s)
@@ -94,6 +109,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_setup(level, cfg.log_json);
+	if ((cfg.ak_handle_s && parse_handle("ak_handle", cfg.ak_handle_s, &cfg.ak_handle) < 0) ||
+	    (cfg.ca_key_handle_s && parse_handle("ca_key_handle", cfg.ca_key_handle_s, &cfg.ca_key_handle) < 0))
+		return 1;
+	if (cfg.ak_handle == cfg.ca_key_handle) {
+		fprintf(stderr, "kumquat-host-agent: config: [tpm] ak_handle and ca_key_handle must differ\n");
+		return 1;
+	}
 	if (strcmp(cfg.ek_alg, "rsa") != 0 && strcmp(cfg.ek_alg, "ecc") != 0) {
 		fprintf(stderr, "kumquat-host-agent: config: [tpm] ek_alg must be rsa or ecc\n");
 		return 1;

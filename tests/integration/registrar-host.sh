@@ -52,6 +52,8 @@ state_dir = $KQ_TMP/agent-state
 contact = https://127.0.0.1:1
 [tpm]
 tcti = $KQ_TCTI
+ak_handle = 0x81010010
+ca_key_handle = 0x81010020
 [registrar]
 url = $URL
 ca = $KQ_TMP/tls/ca.pem
