@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "http/http.h"
 #include "tpmdev/tpmdev.h"
 
@@ -34,6 +36,12 @@ struct host_enrolment {
 	TPM2B_NAME ak_name, ca_name;
 	bool ek_cert;
 };
+
+/*
+ * Signs cert (all fields set) with the vTPM-CA key at handle key, whose public
+ * key is ca_pub, through TPM2_Sign; the result is verified with ca_pub.
+ */
+int host_ca_sign(struct tpmdev *tpm, TPM2_HANDLE key, EVP_PKEY *ca_pub, X509 *cert);
 
 /* Reads state_dir/id, or makes a random UUID and stores it (0600). */
 int host_agent_id(const char *state_dir, char ret[37]);

@@ -80,6 +80,11 @@ admin GET /v1/agents/$ID >show.json
 [ "$(jq -r .vtpm_ca_name show.json)" != null ] || fail "vTPM CA not recorded: $(cat show.json)"
 AK1=$(jq -r .ak_name show.json)
 echo "enrolled: AK $AK1, vTPM CA $(jq -r .vtpm_ca_name show.json)"
+# the vTPM-CA key in the TPM signs X.509 certificates, and it is the key the registrar recorded
+"$KQ_CA_SIGN" >tpm-signed.pem 2>ca-name.txt || fail "signing through the TPM: $(cat ca-name.txt)"
+openssl x509 -in tpm-signed.pem -noout -subject | grep -q "vTPM EK test" || fail "no certificate"
+[ "$(cat ca-name.txt)" = "$(jq -r .vtpm_ca_name show.json)" ] ||
+	fail "the TPM signed with $(cat ca-name.txt), the registrar recorded $(jq -r .vtpm_ca_name show.json)"
 
 # --- restarts: state kept, keys reused, re-enrolment works ---------------------
 stop_registrar
