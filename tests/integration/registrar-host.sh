@@ -86,6 +86,20 @@ openssl x509 -in tpm-signed.pem -noout -subject | grep -q "vTPM EK test" || fail
 [ "$(cat ca-name.txt)" = "$(jq -r .vtpm_ca_name show.json)" ] ||
 	fail "the TPM signed with $(cat ca-name.txt), the registrar recorded $(jq -r .vtpm_ca_name show.json)"
 
+# the tenant CLI over the admin API
+export KUMQUAT_REGISTRAR_URL=$URL KUMQUAT_CA=$KQ_TMP/tls/ca.pem KUMQUAT_CERT=$KQ_TMP/tls/admin.pem \
+	KUMQUAT_KEY=$KQ_TMP/tls/admin-key.pem
+expect 0 "$KUMQUAT" registrar list
+grep -q "^$ID  host" last.out || fail "registrar list: $(cat last.out)"
+expect 0 "$KUMQUAT" registrar list --json
+[ "$(jq -r '.agents[0].id' last.out)" = $ID ] || fail "registrar list --json: $(cat last.out)"
+expect 0 "$KUMQUAT" registrar show $ID
+grep -q "^ak_name *$AK1" last.out || fail "registrar show: $(cat last.out)"
+expect 1 "$KUMQUAT" registrar show 00000000-0000-4000-8000-000000000000
+grep -q "404" last.err || fail "show of an unknown id: $(cat last.err)"
+expect 2 "$KUMQUAT" registrar show '../../etc'
+expect 1 env KUMQUAT_CERT= KUMQUAT_KEY= "$KUMQUAT" registrar list --cert /dev/null --key /dev/null
+
 # --- restarts: state kept, keys reused, re-enrolment works ---------------------
 stop_registrar
 start_registrar
@@ -163,7 +177,9 @@ expect 1 "$AGENT" --config agent.conf --enrol-only
 grep -q ek_cert_untrusted last.err || fail "untrusted EK CA: $(cat last.err)"
 [ "$(count_agents)" = 1 ] || fail "a refused host was stored"
 
-# delete through the admin API
-[ "$(admin DELETE /v1/agents/$ID | jq -r .deleted)" = true ] || fail "delete"
+# delete through the tenant CLI (the registrar now listens on another port)
+export KUMQUAT_REGISTRAR_URL=$URL
+expect 0 "$KUMQUAT" registrar delete $ID
+expect 1 "$KUMQUAT" registrar delete $ID
 [ "$(count_agents)" = 0 ] || fail "delete did not remove the agent"
 echo "registrar + host agent: enrolment, vTPM CA, restarts, admin auth and refusals behave"
