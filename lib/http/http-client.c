@@ -179,7 +179,8 @@ static int call_setup(struct call *c, const struct http_client_config *cfg, cons
 		SET(CURLOPT_SSLKEYTYPE, "PEM");
 	}
 
-	SET(CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_ms ? cfg->timeout_ms : HTTP_DEFAULT_CLIENT_TIMEOUT_MS));
+	SET(CURLOPT_TIMEOUT_MS,
+	    (long)(cfg->timeout_ms ? cfg->timeout_ms : HTTP_DEFAULT_CLIENT_TIMEOUT_MS));
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->resp_max);
 	SET(CURLOPT_WRITEFUNCTION, on_write);
 	SET(CURLOPT_WRITEDATA, c);

@@ -50,7 +50,7 @@ struct http_server {
 	char *key;
 	size_t key_len;
 	char *ca;
-	char start_error[256]; /* last libmicrohttpd message of the starting thread */
+	char start_error[512]; /* first libmicrohttpd message of the starting thread */
 	pthread_t starter;
 };
 
@@ -115,16 +115,18 @@ void http_error(struct http_response *resp, unsigned status, const char *code,
 	resp->body = o;
 }
 
-static const char oom_body[] = "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
+static const char oom_body[] =
+	"{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
 
 /* Queues status with body (which this consumes); allow: an Allow header or NULL. */
 static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status,
 			     struct json_object *body, const char *allow)
 {
 	struct MHD_Response *resp = NULL;
+	bool has_body = body != NULL;
 	enum MHD_Result r;
 
-	if (body) {
+	if (has_body) {
 		size_t len;
 		const char *s = json_object_to_json_string_length(
 			body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
@@ -146,8 +148,9 @@ static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status,
 	}
 	if (!resp)
 		return MHD_NO;
-	if (body && (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES ||
-		     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES)) {
+	if (has_body &&
+	    (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES ||
+	     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES)) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
@@ -324,7 +327,7 @@ _printf_(2, 0) static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	if (pthread_equal(pthread_self(), srv->starter))
+	if (pthread_equal(pthread_self(), srv->starter) && !srv->start_error[0])
 		snprintf(srv->start_error, sizeof(srv->start_error), "%s", msg);
 	log_debug("http", "libmicrohttpd: %s", msg);
 }

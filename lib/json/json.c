@@ -728,7 +728,7 @@ static int field_set(const struct json_field *f, struct json_object *v, void *ta
 			return 0;
 		} else {
 			struct json_bytes *b = MEMBER(target, f, struct json_bytes);
-			uint8_t *data;
+			uint8_t *data = NULL;
 
 			if (f->type == JSON_BASE64)
 				r = kq_base64_decode(s, max, &data, &len);

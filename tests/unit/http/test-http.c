@@ -493,6 +493,34 @@ static void test_body_limit_raw(void **state)
 	assert_non_null(strstr(buf, "Content-Type: application/json"));
 	curl_easy_cleanup(h);
 
+	/*
+	 * A body left unread after an early answer must never be taken for the
+	 * next request on the connection (request smuggling).
+	 */
+	{
+		static const char inner[] = "GET /v1/hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
+		static const char *const early[] = { "/v1/echo", "/v1/secure", "/v1/nothing" };
+
+		for (size_t i = 0; i < ARRAY_SIZE(early); i++) {
+			size_t clen = i == 0 ? MAX_BODY + 1 : sizeof(inner) - 1;
+			char body[MAX_BODY + 1];
+
+			memset(body, ' ', sizeof(body));
+			memcpy(body, inner, sizeof(inner) - 1);
+			h = tls_connect(port, NULL);
+			snprintf(buf, sizeof(buf), "POST %s HTTP/1.1\r\nHost: localhost\r\n"
+				 "Content-Length: %zu\r\n\r\n", early[i], clen);
+			assert_true(tls_send(h, buf, strlen(buf)));
+			tls_send(h, body, clen);
+			n = tls_read_until_close(h, buf, sizeof(buf), 5000, &closed);
+			assert_true(n > 0);
+			assert_memory_equal(buf, "HTTP/1.1 4", 10);
+			assert_null(strstr(buf, "world"));
+			assert_null(strstr(buf + 1, "HTTP/1.1"));
+			curl_easy_cleanup(h);
+		}
+	}
+
 	/* chunked past the limit: cut off */
 	h = tls_connect(port, NULL);
 	snprintf(buf, sizeof(buf), "POST /v1/echo HTTP/1.1\r\nHost: localhost\r\n"
@@ -546,6 +574,26 @@ static void test_request_target(void **state)
 		}
 		curl_easy_cleanup(h);
 	}
+	/* headers larger than the connection's buffer */
+	{
+		CURL *h = tls_connect(port, NULL);
+		size_t big = 48 * 1024, n;
+		char *hdr = malloc(big + 64);
+
+		snprintf(hdr, big + 64, "GET /v1/hello HTTP/1.1\r\nHost: localhost\r\nX-Big: ");
+		n = strlen(hdr);
+		memset(hdr + n, 'a', big);
+		memcpy(hdr + n + big, "\r\n\r\n", 4);
+		tls_send(h, hdr, n + big + 4);
+		n = tls_read_until_close(h, buf, sizeof(buf), 5000, &closed);
+		assert_true(closed);
+		if (n > 0 && strncmp(buf, "HTTP/1.1 4", 10) != 0) {
+			fprintf(stderr, "big headers: %s\n", buf);
+			fail();
+		}
+		free(hdr);
+		curl_easy_cleanup(h);
+	}
 	expect_status(NULL, "GET", "/v1/hello", 200, NULL);
 }
 
@@ -584,6 +632,37 @@ static void test_client_cert_route(void **state)
 		json_object_put(o);
 		json_object_put(b);
 	}
+}
+
+/* Several requests on one connection: the certificate check is cached per connection. */
+static void test_keep_alive(void **state)
+{
+	static const char two[] = "GET /v1/secure HTTP/1.1\r\nHost: localhost\r\n\r\n"
+				  "GET /v1/secure HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+	char buf[8192], *second;
+	bool closed;
+	CURL *h;
+
+	h = tls_connect(port, "client");
+	assert_true(tls_send(h, two, strlen(two)));
+	tls_read_until_close(h, buf, sizeof(buf), 5000, &closed);
+	assert_true(closed);
+	assert_memory_equal(buf, "HTTP/1.1 200", 12);
+	second = strstr(buf + 1, "HTTP/1.1 ");
+	assert_non_null(second);
+	assert_memory_equal(second, "HTTP/1.1 200", 12);
+	assert_non_null(strstr(second, "\"subject\":\"agent-1\""));
+	curl_easy_cleanup(h);
+
+	h = tls_connect(port, "other-client");
+	assert_true(tls_send(h, two, strlen(two)));
+	tls_read_until_close(h, buf, sizeof(buf), 5000, &closed);
+	/* refused before the request was read to its end: the connection goes too */
+	assert_true(closed);
+	assert_memory_equal(buf, "HTTP/1.1 403", 12);
+	second = strstr(buf + 1, "HTTP/1.1 ");
+	assert_true(!second || strncmp(second, "HTTP/1.1 403", 12) == 0);
+	curl_easy_cleanup(h);
 }
 
 static void test_server_without_client_ca(void **state)
@@ -902,6 +981,7 @@ static void test_start_errors(void **state)
 	cfg.cert_file = P("server.pem");
 	cfg.key_file = P("client.key");
 	assert_true(http_server_start(&cfg, routes, ARRAY_SIZE(routes), NULL, &s) < 0);
+	assert_non_null(strstr(kq_errmsg(), "certificate"));
 	cfg.key_file = P("server.key");
 	{
 		struct http_route bad = { "GET", "no-slash", false, h_hello };
@@ -956,6 +1036,7 @@ int main(void)
 		cmocka_unit_test(test_body_limit_raw),
 		cmocka_unit_test(test_request_target),
 		cmocka_unit_test(test_client_cert_route),
+		cmocka_unit_test(test_keep_alive),
 		cmocka_unit_test(test_server_without_client_ca),
 		cmocka_unit_test(test_client_errors),
 		cmocka_unit_test(test_client_not_json),
