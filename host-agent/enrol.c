@@ -18,6 +18,24 @@
 
 #define MOD "enrol"
 
+int host_agent_valid_id(char *id)
+{
+	static const int dash[] = { 8, 13, 18, 23 };
+
+	if (strlen(id) != 36)
+		return kq_err(-EINVAL, "the agent id '%.40s' is not a UUID", id);
+	for (int i = 0; i < 36; i++) {
+		char c = id[i];
+
+		if (c >= 'A' && c <= 'F')
+			id[i] = c = (char)(c - 'A' + 'a');
+		if (i == dash[0] || i == dash[1] || i == dash[2] || i == dash[3] ? c != '-'
+		    : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return kq_err(-EINVAL, "the agent id '%s' is not a UUID", id);
+	}
+	return 0;
+}
+
 int host_agent_id(const char *state_dir, char ret[37])
 {
 	_cleanup_free_ char *path = NULL;
@@ -37,8 +55,11 @@ int host_agent_id(const char *state_dir, char ret[37])
 			len--;
 		if (len != 36)
 			return kq_err(-EINVAL, "%s does not hold a UUID", path);
-		memcpy(ret, buf, 36);
-		ret[36] = '\0';
+		memcpy(id, buf, 36);
+		id[36] = '\0';
+		if (host_agent_valid_id(id) < 0)
+			return kq_err_ctx(-EINVAL, "%s: ", path);
+		memcpy(ret, id, 37);
 		return 0;
 	}
 	if (r != -ENOENT)
@@ -130,7 +151,8 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 	uint8_t ek_buf[sizeof(TPM2B_PUBLIC)], ak_buf[sizeof(TPM2B_PUBLIC)], ca_buf[sizeof(TPM2B_PUBLIC)];
 	uint8_t sig_buf[sizeof(TPMT_SIGNATURE)], proof[32];
 	size_t ek_len = 0, ak_len = 0, ca_len = 0, sig_len = 0, cert_len = 0, cred_len = 0, nonce_len = 0, attest_len = 0;
-	_cleanup_free_ uint8_t *cert = NULL, *cred = NULL, *nonce = NULL, *attest = NULL;
+	_cleanup_free_ uint8_t *cert = NULL, *cred = NULL, *nonce = NULL, *attest = NULL, *handle = NULL;
+	size_t handle_len = 0;
 	struct json_object *req = NULL, *resp = NULL;
 	TPM2B_ID_OBJECT blob;
 	TPM2B_ENCRYPTED_SECRET seed;
@@ -139,10 +161,15 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 	_cleanup_free_ char *path = NULL;
 	int r;
 
-	if ((r = host_agent_id(cfg->state_dir, e.id)) < 0 && !(cfg->id && cfg->id[0]))
+	if (cfg->id && cfg->id[0]) {
+		if (strlen(cfg->id) != 36)
+			return kq_err(-EINVAL, "[agent] id '%.40s' is not a UUID", cfg->id);
+		memcpy(e.id, cfg->id, 37);
+		if ((r = host_agent_valid_id(e.id)) < 0)
+			return r;
+	} else if ((r = host_agent_id(cfg->state_dir, e.id)) < 0) {
 		return r;
-	if (cfg->id && cfg->id[0])
-		snprintf(e.id, sizeof(e.id), "%s", cfg->id);
+	}
 
 	/* keys: the EK and AK persist in the TPM, so a restart reuses them */
 	if ((r = tpmdev_ek(tpm, alg, &ek)) < 0 || (r = marshal_public(&ek, ek_buf, sizeof(ek_buf), &ek_len)) < 0)
@@ -171,6 +198,17 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 	if ((r = get_b64(resp, "credential", 4096, &cred, &cred_len)) < 0 ||
 	    (r = tpm_credfile_parse(cred, cred_len, &blob, &seed)) < 0)
 		goto out;
+	{
+		struct json_object *v;
+		size_t n;
+
+		if (!json_object_object_get_ex(resp, "handle", &v) || !json_object_is_type(v, json_type_string) ||
+		    !(handle = malloc(32)) || kq_hex_decode(json_object_get_string(v), handle, 32, &n) < 0 || n != 16) {
+			r = kq_err(-EBADMSG, "the registrar's answer has no valid 'handle'");
+			goto out;
+		}
+		handle_len = n;
+	}
 	json_object_put(resp);
 	resp = NULL;
 	json_object_put(req);
@@ -184,13 +222,23 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 	OPENSSL_cleanse(&secret, sizeof(secret));
 	if (r < 0)
 		goto out;
+	{
+		_cleanup_free_ char *hex = kq_hex_dup(handle, handle_len);
+		if (!hex) {
+			r = kq_err(-ENOMEM, "out of memory");
+			goto out;
+		}
+		req = json_object_new_object();
+		json_object_object_add(req, "handle", json_object_new_string(hex));
+	}
 	if (asprintf(&path, "/v1/agents/%s/activate", e.id) < 0) {
 		path = NULL;
 		r = kq_err(-ENOMEM, "out of memory");
 		goto out;
 	}
-	req = json_object_new_object();
-	if ((r = add_b64(req, "proof", proof, sizeof(proof))) < 0 || (r = post(cfg, path, req, &resp)) < 0)
+	r = add_b64(req, "proof", proof, sizeof(proof));
+	OPENSSL_cleanse(proof, sizeof(proof));
+	if (r < 0 || (r = post(cfg, path, req, &resp)) < 0)
 		goto out;
 	json_object_put(resp);
 	resp = NULL;
@@ -211,6 +259,10 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 	req = json_object_new_object();
 	if ((r = post(cfg, path, req, &resp)) < 0 || (r = get_b64(resp, "nonce", 64, &nonce, &nonce_len)) < 0)
 		goto out;
+	if (nonce_len != 32) {
+		r = kq_err(-EBADMSG, "the registrar's nonce is %zu bytes, not 32", nonce_len);
+		goto out;
+	}
 	json_object_put(resp);
 	resp = NULL;
 	json_object_put(req);

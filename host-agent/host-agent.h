@@ -43,6 +43,9 @@ struct host_enrolment {
  */
 int host_ca_sign(struct tpmdev *tpm, TPM2_HANDLE key, EVP_PKEY *ca_pub, X509 *cert);
 
+/* Checks id is a UUID and lowercases it in place; -EINVAL otherwise. */
+int host_agent_valid_id(char *id);
+
 /* Reads state_dir/id, or makes a random UUID and stores it (0600). */
 int host_agent_id(const char *state_dir, char ret[37]);
 

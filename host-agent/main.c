@@ -52,15 +52,6 @@ static int parse_handle(const char *key, const char *s, uint64_t *ret)
 	return 0;
 }
 
-static char *dup_default(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -79,7 +70,7 @@ int main(int argc, char **argv)
 	enum log_level level = LOG_INFO;
 	bool once = false;
 	sigset_t set;
-	int c, r, sig;
+	int c, r, rc, sig;
 
 	while ((c = getopt_long(argc, argv, "c:ohV", opts, NULL)) != -1) {
 		switch (c) {
@@ -95,34 +86,36 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	tpm_quiet_tss_log();
-	cfg.state_dir = dup_default("/var/lib/kumquat/host-agent");
-	cfg.tcti = dup_default(TPMDEV_DEFAULT_TCTI);
-	cfg.ek_alg = dup_default("rsa");
-	cfg.log_level = dup_default("info");
+	/* defaults; conf_load replaces them with malloc'd copies (freed by conf_free) */
+	cfg.state_dir = (char *)"/var/lib/kumquat/host-agent";
+	cfg.tcti = (char *)TPMDEV_DEFAULT_TCTI;
+	cfg.ek_alg = (char *)"rsa";
+	cfg.log_level = (char *)"info";
 	r = conf_load(config, options, &cfg);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-host-agent: config: %s\n", kq_errmsg());
 		return 1;
 	}
+	rc = 1;
 	if (log_level_from_string(cfg.log_level, &level) < 0) {
 		fprintf(stderr, "kumquat-host-agent: config: bad log level '%s'\n", cfg.log_level);
-		return 1;
+		goto out;
 	}
 	log_setup(level, cfg.log_json);
 	if ((cfg.ak_handle_s && parse_handle("ak_handle", cfg.ak_handle_s, &cfg.ak_handle) < 0) ||
 	    (cfg.ca_key_handle_s && parse_handle("ca_key_handle", cfg.ca_key_handle_s, &cfg.ca_key_handle) < 0))
-		return 1;
+		goto out;
 	if (cfg.ak_handle == cfg.ca_key_handle) {
 		fprintf(stderr, "kumquat-host-agent: config: [tpm] ak_handle and ca_key_handle must differ\n");
-		return 1;
+		goto out;
 	}
 	if (strcmp(cfg.ek_alg, "rsa") != 0 && strcmp(cfg.ek_alg, "ecc") != 0) {
 		fprintf(stderr, "kumquat-host-agent: config: [tpm] ek_alg must be rsa or ecc\n");
-		return 1;
+		goto out;
 	}
 	if (!cfg.registrar_url || !cfg.registrar_ca) {
 		fprintf(stderr, "kumquat-host-agent: config: [registrar] url and ca are required\n");
-		return 1;
+		goto out;
 	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -133,13 +126,12 @@ int main(int argc, char **argv)
 	r = tpmdev_open(cfg.tcti, &tpm);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-host-agent: TPM %s: %s\n", cfg.tcti, kq_errmsg());
-		return 1;
+		goto out;
 	}
 	r = host_agent_enrol(&cfg, tpm, &e);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-host-agent: enrolment failed: %s\n", kq_errmsg());
-		tpmdev_close(tpm);
-		return 1;
+		goto out;
 	}
 	{
 		_cleanup_free_ char *ak = kq_hex_dup(e.ak_name.name, e.ak_name.size);
@@ -151,7 +143,9 @@ int main(int argc, char **argv)
 		while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
 			;
 	}
+	rc = 0;
+out:
 	tpmdev_close(tpm);
 	conf_free(options, &cfg);
-	return 0;
+	return rc;
 }

@@ -22,6 +22,10 @@
 
 #define MOD "registrar"
 
+/* Every request body: at most 64 KiB, nested at most 8 deep. */
+#define BODY_MAX (64 * 1024)
+#define BODY_DEPTH 8
+
 static unsigned status_of(int r)
 {
 	switch (r) {
@@ -33,6 +37,7 @@ static unsigned status_of(int r)
 	case -EKEYREJECTED: return 403;
 	case -ENOENT: return 404;
 	case -EEXIST: return 409;
+	case -EAGAIN: return 429;
 	default: return 500;
 	}
 }
@@ -41,14 +46,25 @@ static void fail(struct http_response *resp, int r, const char *code)
 {
 	unsigned st = status_of(r);
 
-	http_error(resp, st, st == 500 ? "internal" : code, "%s", st == 500 ? "internal error" : kq_errmsg());
+	if (st == 500)
+		http_error(resp, st, "internal", "internal error");
+	else
+		http_error(resp, st, strcmp(code, "internal") == 0 ? "bad_request" : code, "%s", kq_errmsg());
+}
+
+/* UUIDs are stored lowercase; any spelling a client sends names the same agent. */
+static void lower(char *s)
+{
+	for (; s && *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
 }
 
 static struct json_object *parse(const struct http_request *req, struct http_response *resp)
 {
 	struct json_object *o = NULL;
 
-	if (json_parse_body(req->body, req->body_len, 64 * 1024, 8, &o) < 0) {
+	if (json_parse_body(req->body, req->body_len, BODY_MAX, BODY_DEPTH, &o) < 0) {
 		http_error(resp, 400, "bad_json", "%s", kq_errmsg());
 		return NULL;
 	}
@@ -61,35 +77,62 @@ static void ok_json(struct http_response *resp, unsigned status, struct json_obj
 	resp->body = o;
 }
 
+static const struct json_field enrol_fields[] = {
+	{ "id", JSON_STRING, true, REG_ID_MAX, offsetof(struct reg_enrol_req, id) },
+	{ "kind", JSON_STRING, true, 8, offsetof(struct reg_enrol_req, kind) },
+	{ "ek_pub", JSON_BASE64, true, 1024, offsetof(struct reg_enrol_req, ek_pub) },
+	{ "ek_cert", JSON_BASE64, false, 8192, offsetof(struct reg_enrol_req, ek_cert) },
+	{ "ak_pub", JSON_BASE64, true, 1024, offsetof(struct reg_enrol_req, ak_pub) },
+	{ "contact", JSON_STRING, false, 512, offsetof(struct reg_enrol_req, contact) },
+	{ 0 },
+};
+
+int registrar_parse_enrol(const uint8_t *body, size_t len, struct reg_enrol_req *ret)
+{
+	struct reg_enrol_req er = { 0 };
+	struct json_object *o = NULL;
+	int r;
+
+	r = json_parse_body(body, len, BODY_MAX, BODY_DEPTH, &o);
+	if (r < 0)
+		return r;
+	r = json_dispatch(o, enrol_fields, &er, false);
+	json_object_put(o);
+	if (r < 0)
+		return -EINVAL; /* kq_errmsg() names the field, or says out of memory */
+	*ret = er;
+	return 0;
+}
+
+void registrar_enrol_req_free(struct reg_enrol_req *req)
+{
+	if (req)
+		json_dispatch_free(enrol_fields, req);
+}
+
 static void handle_enrol(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	struct registrar *rg = ud;
-	static const struct json_field fields[] = {
-		{ "id", JSON_STRING, true, REG_ID_MAX, offsetof(struct reg_enrol_req, id) },
-		{ "kind", JSON_STRING, true, 8, offsetof(struct reg_enrol_req, kind) },
-		{ "ek_pub", JSON_BASE64, true, 1024, offsetof(struct reg_enrol_req, ek_pub) },
-		{ "ek_cert", JSON_BASE64, false, 8192, offsetof(struct reg_enrol_req, ek_cert) },
-		{ "ak_pub", JSON_BASE64, true, 1024, offsetof(struct reg_enrol_req, ak_pub) },
-		{ "contact", JSON_STRING, false, 512, offsetof(struct reg_enrol_req, contact) },
-		{ 0 },
-	};
 	struct reg_enrol_req er = { 0 };
-	struct json_object *body = parse(req, resp), *out;
+	struct json_object *out;
 	_cleanup_free_ uint8_t *cred = NULL;
 	_cleanup_free_ char *b64 = NULL;
 	const char *code = "bad_request";
+	uint8_t handle[REG_HANDLE_LEN];
 	size_t len;
 	int r;
 
-	if (!body)
-		return;
-	r = json_dispatch(body, fields, &er, false);
-	json_object_put(body);
+	r = registrar_parse_enrol(req->body, req->body_len, &er);
 	if (r < 0) {
-		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		/* the same answers as parse() and json_dispatch() give the other handlers */
+		if (r == -EINVAL)
+			http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		else
+			http_error(resp, 400, "bad_json", "%s", kq_errmsg());
 		return;
 	}
-	r = reg_enrol_begin(rg, &er, &cred, &len, &code);
+	lower(er.id);
+	r = reg_enrol_begin(rg, &er, &cred, &len, handle, &code);
 	if (r < 0) {
 		log_info(MOD, "enrolment of %s refused (%s): %s", er.id, code, kq_errmsg());
 		fail(resp, r, code);
@@ -99,21 +142,23 @@ static void handle_enrol(const struct http_request *req, struct http_response *r
 		out = json_object_new_object();
 		json_object_object_add(out, "id", json_object_new_string(er.id));
 		json_object_object_add(out, "credential", json_object_new_string(b64));
+		json_object_object_add(out, "handle", json_new_hex(handle, sizeof(handle)));
 		json_object_object_add(out, "activate", json_object_new_string("POST /v1/agents/{id}/activate"));
 		log_info(MOD, "enrolment of %s %s begun", er.kind, er.id);
 		ok_json(resp, 200, out);
 	}
-	json_dispatch_free(fields, &er);
+	registrar_enrol_req_free(&er);
 }
 
 struct proof_req {
-	struct json_bytes proof;
+	struct json_bytes handle, proof;
 };
 
 static void handle_activate(const struct http_request *req, struct http_response *resp, struct registrar *rg,
 			    const char *id)
 {
 	static const struct json_field fields[] = {
+		{ "handle", JSON_HEX, true, REG_HANDLE_LEN, offsetof(struct proof_req, handle) },
 		{ "proof", JSON_BASE64, true, 64, offsetof(struct proof_req, proof) },
 		{ 0 },
 	};
@@ -130,7 +175,12 @@ static void handle_activate(const struct http_request *req, struct http_response
 		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
 		return;
 	}
-	r = reg_enrol_activate(rg, id, pr.proof.data, pr.proof.len, &code);
+	if (pr.handle.len != REG_HANDLE_LEN) {
+		http_error(resp, 400, "bad_request", "field 'handle': must be %d bytes of hex", REG_HANDLE_LEN);
+		json_dispatch_free(fields, &pr);
+		return;
+	}
+	r = reg_enrol_activate(rg, id, pr.handle.data, pr.proof.data, pr.proof.len, &code);
 	if (r < 0) {
 		log_warn(MOD, "activation of %s refused (%s): %s", id, code, kq_errmsg());
 		fail(resp, r, code);
@@ -223,6 +273,7 @@ static int split_path(const char *path, char id[REG_ID_MAX + 1], const char **re
 		return -EINVAL;
 	memcpy(id, p, n);
 	id[n] = '\0';
+	lower(id);
 	*rest = slash ? slash : "";
 	return reg_valid_id(id) ? 0 : -EINVAL;
 }

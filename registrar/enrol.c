@@ -25,12 +25,12 @@ static const char *const migrations[] = {
 	"  enrolments INTEGER NOT NULL DEFAULT 1, ak_changes INTEGER NOT NULL DEFAULT 0,"
 	"  vtpm_ca_pub BLOB, vtpm_ca_name BLOB, vtpm_ca_at INTEGER);"
 	"CREATE TABLE challenges ("
-	"  id TEXT PRIMARY KEY, kind TEXT NOT NULL, ek_pub BLOB NOT NULL, ek_name BLOB NOT NULL,"
-	"  ek_cert BLOB, ak_pub BLOB NOT NULL, ak_name BLOB NOT NULL, contact TEXT,"
-	"  expected_proof BLOB NOT NULL, expires INTEGER NOT NULL);"
+	"  id TEXT NOT NULL, handle BLOB NOT NULL, kind TEXT NOT NULL, ek_pub BLOB NOT NULL,"
+	"  ek_name BLOB NOT NULL, ek_cert BLOB, ak_pub BLOB NOT NULL, ak_name BLOB NOT NULL, contact TEXT,"
+	"  proof_hash BLOB NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (id, handle));"
 	"CREATE TABLE nonces ("
 	"  id TEXT NOT NULL, purpose TEXT NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL,"
-	"  PRIMARY KEY (id, purpose));",
+	"  PRIMARY KEY (id, purpose, nonce));",
 };
 
 static void x509_freep(X509 **p) { X509_free(*p); }
@@ -44,7 +44,8 @@ bool reg_valid_id(const char *s)
 	for (int i = 0; i < 36; i++) {
 		bool want_dash = i == dash[0] || i == dash[1] || i == dash[2] || i == dash[3];
 		char c = s[i];
-		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		/* lowercase only: one spelling per UUID, so one agent per UUID */
+		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 
 		if (want_dash ? c != '-' : !hex)
 			return false;
@@ -93,6 +94,12 @@ static int fail(const char **code, const char *c, int r)
 	return r;
 }
 
+static void sha256(const uint8_t *in, size_t len, uint8_t out[32])
+{
+	if (kq_hash(KQ_ALG_SHA256, in, len, out) < 0)
+		memset(out, 0, 32); /* never matches a real proof's hash */
+}
+
 /* An EK is a restricted decryption key that never leaves its TPM. */
 static int check_ek_public(const TPMT_PUBLIC *p)
 {
@@ -110,7 +117,7 @@ static int check_ek_public(const TPMT_PUBLIC *p)
 struct begin_ctx {
 	const struct reg_enrol_req *req;
 	const TPM2B_NAME *ek_name, *ak_name;
-	const uint8_t *proof;
+	const uint8_t *proof_hash, *handle;
 	int64_t expires;
 	const char *code;
 };
@@ -146,12 +153,35 @@ static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 	sqlite3_finalize(s);
 	s = NULL;
 
+	/* anyone may ask (EK certificates are public), so pending challenges are bounded */
+	if ((r = db_prepare(h, "DELETE FROM challenges WHERE expires < ?", &s)) < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)time(NULL));
+	if ((r = db_err(h, sqlite3_step(s), "purge challenges")) < 0)
+		return r;
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((r = db_prepare(h, "SELECT (SELECT count(*) FROM challenges WHERE id = ?),"
+			       " (SELECT count(*) FROM challenges)", &s)) < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->req->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+		return db_err(h, rc, "count challenges");
+	if (sqlite3_column_int64(s, 0) >= REG_MAX_PENDING_PER_ID ||
+	    sqlite3_column_int64(s, 1) >= REG_MAX_PENDING) {
+		c->code = "too_many_pending";
+		return kq_err(-EAGAIN, "too many enrolments are pending; try again later");
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+
 	r = db_prepare(h,
-		       "INSERT OR REPLACE INTO challenges (id, kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name,"
-		       " contact, expected_proof, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		       "INSERT INTO challenges (id, handle, kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name,"
+		       " contact, proof_hash, expires) VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 		       &s);
 	if (r < 0)
 		return r;
+	sqlite3_bind_blob(s, 11, c->handle, REG_HANDLE_LEN, SQLITE_STATIC);
 	sqlite3_bind_text(s, 1, c->req->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, c->req->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 3, c->req->ek_pub.data, (int)c->req->ek_pub.len, SQLITE_STATIC);
@@ -166,19 +196,30 @@ static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 		sqlite3_bind_text(s, 8, c->req->contact, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(s, 8);
-	sqlite3_bind_blob(s, 9, c->proof, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 9, c->proof_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 10, c->expires);
 	return db_err(h, sqlite3_step(s), "store challenge");
 }
 
+/* The contact is where the verifier will connect: an https URL of printable ASCII. */
+static bool valid_contact(const char *s)
+{
+	if (strncmp(s, "https://", 8) != 0 || strlen(s) > 512 || strlen(s) < 9)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return false;
+	return true;
+}
+
 int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8_t **ret_cred,
-		    size_t *ret_len, const char **code)
+		    size_t *ret_len, uint8_t ret_handle[REG_HANDLE_LEN], const char **code)
 {
 	TPM2B_PUBLIC ek, ak;
 	TPM2B_NAME ek_name, ak_name;
 	TPM2B_ID_OBJECT blob;
 	TPM2B_ENCRYPTED_SECRET seed;
-	uint8_t secret[32], proof[32];
+	uint8_t secret[32], proof[32], proof_hash[32], handle[REG_HANDLE_LEN];
 	struct begin_ctx c = { .req = req };
 	int r;
 
@@ -187,8 +228,8 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 		return kq_err(-EINVAL, "id must be a UUID");
 	if (!req->kind || (strcmp(req->kind, "host") != 0 && strcmp(req->kind, "guest") != 0))
 		return kq_err(-EINVAL, "kind must be \"host\" or \"guest\"");
-	if (req->contact && strlen(req->contact) > 512)
-		return kq_err(-EINVAL, "contact is longer than 512 bytes");
+	if (req->contact && !valid_contact(req->contact))
+		return kq_err(-EINVAL, "contact must be an https:// URL of printable characters, at most 512");
 
 	/* the EK */
 	if ((r = tpm_public_unmarshal(req->ek_pub.data, req->ek_pub.len, &ek)) < 0)
@@ -212,6 +253,27 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 		if (r < 0)
 			return fail(code, "ek_cert_mismatch",
 				    kq_err(-EPERM, "the EK certificate is for another key than the EK"));
+		/*
+		 * The certificate covers the key only; the rest of the public area
+		 * (policy, attributes, symmetric scheme) must be the TCG default EK
+		 * template for that key, so one TPM has one EK name.
+		 */
+		{
+			TPMT_PUBLIC want;
+			TPM2B_NAME want_name;
+
+			pkey = X509_get0_pubkey(cert);
+			if (!pkey || tpm_ek_default_public(pkey, &want) < 0 ||
+			    tpm_public_name(&want, &want_name) < 0)
+				return fail(code, "bad_ek",
+					    kq_err(-EPERM, "the EK is not an RSA-2048 or ECC P-256 key of the TCG "
+						   "default templates (L-1, L-2)"));
+			if (tpm_public_name(&ek.publicArea, &ek_name) < 0 || want_name.size != ek_name.size ||
+			    CRYPTO_memcmp(want_name.name, ek_name.name, ek_name.size) != 0)
+				return fail(code, "bad_ek",
+					    kq_err(-EPERM, "the EK public area is not the TCG default EK template "
+						   "for the certified key"));
+		}
 		if (!rg->ek_store)
 			return fail(code, "ek_cert_untrusted",
 				    kq_err(-EPERM, "no TPM vendor CA is configured (ek_ca_dir)"));
@@ -240,26 +302,37 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 	if (RAND_priv_bytes(secret, sizeof(secret)) != 1)
 		return fail(code, "internal", kq_err(-EIO, "no random bytes"));
 	r = tpm_make_credential(&ek.publicArea, &ak_name, secret, sizeof(secret), &blob, &seed);
+	if (r == -ENOTSUP || r == -EINVAL)
+		return fail(code, "bad_ek", kq_err_ctx(-EPERM, "EK: "));
 	if (r == 0)
 		r = tpm_activation_proof(secret, sizeof(secret), req->id, proof);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	if (r < 0)
-		return fail(code, r == -ENOTSUP ? "bad_ek" : "internal", r);
+		return fail(code, "internal", r);
+	/* only a hash of the expected proof is stored: reading the database is not enough to activate */
+	sha256(proof, sizeof(proof), proof_hash);
+	OPENSSL_cleanse(proof, sizeof(proof));
+	if (RAND_bytes(handle, sizeof(handle)) != 1)
+		return fail(code, "internal", kq_err(-EIO, "no random bytes"));
 
 	c.ek_name = &ek_name;
 	c.ak_name = &ak_name;
-	c.proof = proof;
+	c.proof_hash = proof_hash;
+	c.handle = handle;
 	c.expires = (int64_t)time(NULL) + (int64_t)rg->cfg.challenge_ttl;
 	r = db_tx(rg->db, begin_tx, &c);
-	OPENSSL_cleanse(proof, sizeof(proof));
 	if (r < 0)
 		return fail(code, c.code ? c.code : "internal", r);
 	r = tpm_credfile_write(&blob, &seed, ret_cred, ret_len);
-	return r < 0 ? fail(code, "internal", r) : 0;
+	if (r < 0)
+		return fail(code, "internal", r);
+	memcpy(ret_handle, handle, sizeof(handle));
+	return 0;
 }
 
 struct activate_ctx {
 	const char *id;
+	const uint8_t *handle;
 	const uint8_t *proof;
 	size_t len;
 	const char *code;
@@ -273,19 +346,23 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 	int r, rc;
 	bool ok;
 
-	r = db_prepare(h, "SELECT expected_proof, expires FROM challenges WHERE id = ?", &s);
+	uint8_t hash[32];
+
+	r = db_prepare(h, "SELECT proof_hash, expires FROM challenges WHERE id = ? AND handle = ?", &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, c->handle, REG_HANDLE_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
 		c->code = "no_challenge";
-		return kq_err(-ENOENT, "no pending enrolment for %s", c->id);
+		return kq_err(-ENOENT, "no pending enrolment for %s with that handle", c->id);
 	}
 	if (rc != SQLITE_ROW)
 		return db_err(h, rc, "challenge lookup");
+	sha256(c->proof, c->len, hash);
 	ok = c->len == 32 && sqlite3_column_bytes(s, 0) == 32 &&
-	     CRYPTO_memcmp(sqlite3_column_blob(s, 0), c->proof, 32) == 0;
+	     CRYPTO_memcmp(sqlite3_column_blob(s, 0), hash, 32) == 0;
 	if (sqlite3_column_int64(s, 1) < (int64_t)time(NULL)) {
 		c->code = "challenge_expired";
 		ok = false;
@@ -294,10 +371,11 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 	s = NULL;
 
 	/* one attempt per challenge, right or wrong */
-	if ((r = db_prepare(h, "DELETE FROM challenges WHERE id = ? RETURNING kind, ek_pub, ek_name, ek_cert,"
-				" ak_pub, ak_name, contact", &del)) < 0)
+	if ((r = db_prepare(h, "DELETE FROM challenges WHERE id = ? AND handle = ? RETURNING kind, ek_pub,"
+				" ek_name, ek_cert, ak_pub, ak_name, contact", &del)) < 0)
 		return r;
 	sqlite3_bind_text(del, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(del, 2, c->handle, REG_HANDLE_LEN, SQLITE_STATIC);
 	if ((rc = sqlite3_step(del)) != SQLITE_ROW)
 		return db_err(h, rc, "challenge removal");
 	if (!ok) {
@@ -310,6 +388,9 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 		       " created, activated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"
 		       " ON CONFLICT (id) DO UPDATE SET"
 		       "  ak_changes = ak_changes + (ak_name != excluded.ak_name),"
+		       "  vtpm_ca_pub = CASE WHEN ak_name = excluded.ak_name THEN vtpm_ca_pub END,"
+		       "  vtpm_ca_name = CASE WHEN ak_name = excluded.ak_name THEN vtpm_ca_name END,"
+		       "  vtpm_ca_at = CASE WHEN ak_name = excluded.ak_name THEN vtpm_ca_at END,"
 		       "  enrolments = enrolments + 1,"
 		       "  ek_cert = coalesce(excluded.ek_cert, ek_cert),"
 		       "  ak_pub = excluded.ak_pub, ak_name = excluded.ak_name,"
@@ -342,10 +423,10 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 	return 0;
 }
 
-int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t *proof, size_t len,
-		       const char **code)
+int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t handle[REG_HANDLE_LEN],
+		       const uint8_t *proof, size_t len, const char **code)
 {
-	struct activate_ctx c = { .id = id, .proof = proof, .len = len };
+	struct activate_ctx c = { .id = id, .handle = handle, .proof = proof, .len = len };
 	int r;
 
 	*code = "bad_request";
@@ -402,8 +483,26 @@ static int nonce_tx(struct db *db, sqlite3 *h, void *ud)
 		c->code = "not_a_host";
 		return kq_err(-EPERM, "only hosts have a vTPM CA");
 	}
-	r = db_prepare(h, "INSERT OR REPLACE INTO nonces (id, purpose, nonce, expires) VALUES (?, 'vtpm-ca', ?, ?)",
-		       &s);
+	/* expired nonces go; a few may be pending per host so nobody can cancel the host's own */
+	if ((r = db_prepare(h, "DELETE FROM nonces WHERE expires < ?", &s)) < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)time(NULL));
+	if ((r = db_err(h, sqlite3_step(s), "purge nonces")) < 0)
+		return r;
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((r = db_prepare(h, "SELECT count(*) FROM nonces WHERE id = ?", &s)) < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_ROW)
+		return db_err(h, sqlite3_errcode(h), "count nonces");
+	if (sqlite3_column_int64(s, 0) >= REG_MAX_PENDING_PER_ID) {
+		c->code = "too_many_pending";
+		return kq_err(-EAGAIN, "too many nonces are pending for %s; try again later", c->id);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	r = db_prepare(h, "INSERT INTO nonces (id, purpose, nonce, expires) VALUES (?, 'vtpm-ca', ?, ?)", &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
@@ -470,15 +569,19 @@ static int ca_tx(struct db *db, sqlite3 *h, void *ud)
 	if (tpm_public_unmarshal(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), &ak) < 0)
 		return kq_err(-EIO, "stored AK of %s is unreadable", c->id);
 
-	/* the nonce is single-use: consumed by any attempt */
-	if ((r = db_prepare(h, "DELETE FROM nonces WHERE id = ? AND purpose = 'vtpm-ca' RETURNING nonce, expires",
-			    &n)) < 0)
+	/* the attestation names its nonce in extraData; a matching fresh one is consumed */
+	if (tpm_attest_unmarshal(c->attest, c->attest_len, &a) < 0) {
+		c->code = "bad_request";
+		return kq_err_ctx(-EINVAL, "attest: ");
+	}
+	if ((r = db_prepare(h, "DELETE FROM nonces WHERE id = ? AND purpose = 'vtpm-ca' AND nonce = ?"
+			       " RETURNING expires", &n)) < 0)
 		return r;
 	sqlite3_bind_text(n, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(n, 2, a.extraData.buffer, a.extraData.size, SQLITE_STATIC);
 	rc = sqlite3_step(n);
-	if (rc == SQLITE_ROW && sqlite3_column_bytes(n, 0) == 32 &&
-	    sqlite3_column_int64(n, 1) >= (int64_t)time(NULL)) {
-		memcpy(nonce, sqlite3_column_blob(n, 0), 32);
+	if (rc == SQLITE_ROW && a.extraData.size == 32 && sqlite3_column_int64(n, 0) >= (int64_t)time(NULL)) {
+		memcpy(nonce, a.extraData.buffer, 32);
 		have_nonce = true;
 	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		return db_err(h, rc, "nonce lookup");
@@ -487,10 +590,11 @@ static int ca_tx(struct db *db, sqlite3 *h, void *ud)
 	n = NULL;
 
 #define REFUSE(cd, ...) do { c->code = (cd); c->verdict = kq_err(__VA_ARGS__); goto out; } while (0)
+#define REFUSE_CTX(cd, e, prefix) do { c->code = (cd); c->verdict = kq_err_ctx((e), prefix); goto out; } while (0)
 	if (!have_nonce)
-		REFUSE("stale_nonce", -EPERM, "no fresh nonce for this certification: request one first");
+		REFUSE("stale_nonce", -EPERM, "the certification is not over a fresh nonce from this registrar");
 	if (tpm_public_unmarshal(c->ca_pub, c->ca_len, &ca) < 0)
-		REFUSE("bad_request", -EINVAL, "ca_pub: %s", kq_errmsg());
+		REFUSE_CTX("bad_request", -EINVAL, "ca_pub: ");
 	{
 		const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
 					 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_SIGN_ENCRYPT;
@@ -502,15 +606,13 @@ static int ca_tx(struct db *db, sqlite3 *h, void *ud)
 			       "(attributes 0x%08x)", at);
 	}
 	if (tpm_public_to_pkey(&ca.publicArea, &ca_key) < 0)
-		REFUSE("bad_ca_key", -EPERM, "ca_pub: %s", kq_errmsg());
+		REFUSE_CTX("bad_ca_key", -EPERM, "ca_pub: ");
 	if (tpm_public_name(&ca.publicArea, &ca_name) < 0)
-		REFUSE("bad_ca_key", -EPERM, "ca_pub: %s", kq_errmsg());
+		REFUSE_CTX("bad_ca_key", -EPERM, "ca_pub: ");
 	if (tpm_signature_unmarshal(c->sig, c->sig_len, &sig) < 0)
-		REFUSE("bad_request", -EINVAL, "signature: %s", kq_errmsg());
-	if (tpm_attest_unmarshal(c->attest, c->attest_len, &a) < 0)
-		REFUSE("bad_request", -EINVAL, "attest: %s", kq_errmsg());
+		REFUSE_CTX("bad_request", -EINVAL, "signature: ");
 	if (tpm_public_to_pkey(&ak.publicArea, &ak_key) < 0)
-		REFUSE("internal", -EIO, "stored AK: %s", kq_errmsg());
+		REFUSE_CTX("internal", -EIO, "stored AK: ");
 	if (tpm_signature_verify(ak_key, &sig, c->attest, c->attest_len) < 0)
 		REFUSE("bad_certification", -EPERM, "the certification is not signed by the host's AK");
 	if (a.magic != TPM2_GENERATED_VALUE || a.type != TPM2_ST_ATTEST_CERTIFY)
@@ -530,6 +632,7 @@ static int ca_tx(struct db *db, sqlite3 *h, void *ud)
 	sqlite3_bind_text(up, 4, c->id, -1, SQLITE_STATIC);
 	r = db_err(h, sqlite3_step(up), "store vTPM CA");
 #undef REFUSE
+#undef REFUSE_CTX
 out:
 	EVP_PKEY_free(ak_key);
 	EVP_PKEY_free(ca_key);

@@ -38,15 +38,6 @@ static void usage(FILE *f)
 	      "and records each host's vTPM-CA key. Default config: " DEFAULT_CONFIG "\n", f);
 }
 
-static char *dup_default(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -60,12 +51,12 @@ int main(int argc, char **argv)
 		.port = 8891, .max_body = 1u << 20, .require_ek_cert = true, .challenge_ttl = 300,
 	};
 	struct registrar *rg = NULL;
-	struct http_server *srv = NULL;
+	struct http_server *srv = NULL; /* http_server_stop accepts NULL */
 	const struct http_route *routes;
 	size_t n_routes;
 	enum log_level level = LOG_INFO;
 	sigset_t set;
-	int c, r, sig;
+	int c, r, rc, sig;
 
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
@@ -80,23 +71,25 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	tpm_quiet_tss_log();
-	cfg.listen = dup_default("127.0.0.1");
-	cfg.database = dup_default("/var/lib/kumquat/registrar.db");
-	cfg.log_level = dup_default("info");
+	/* defaults; conf_load replaces them with malloc'd copies (freed by conf_free) */
+	cfg.listen = (char *)"127.0.0.1";
+	cfg.database = (char *)"/var/lib/kumquat/registrar.db";
+	cfg.log_level = (char *)"info";
 	r = conf_load(config, options, &cfg);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-registrar: config: %s\n", kq_errmsg());
 		return 1;
 	}
+	rc = 1;
 	if (log_level_from_string(cfg.log_level, &level) < 0) {
 		fprintf(stderr, "kumquat-registrar: config: log level '%s' is not error, warn, info or debug\n",
 			cfg.log_level);
-		return 1;
+		goto out;
 	}
 	log_setup(level, cfg.log_json);
 	if (!cfg.cert || !cfg.key) {
 		fprintf(stderr, "kumquat-registrar: config: [server] cert and key are required (TLS only)\n");
-		return 1;
+		goto out;
 	}
 	if (!cfg.client_ca)
 		log_warn("registrar", "no [server] client_ca: the admin API (list, show, delete) is unreachable");
@@ -113,7 +106,7 @@ int main(int argc, char **argv)
 	r = registrar_open(&cfg, &rg);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-registrar: %s\n", kq_errmsg());
-		return 1;
+		goto out;
 	}
 	routes = registrar_routes(&n_routes);
 	r = http_server_start(&(struct http_server_config){
@@ -124,16 +117,17 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "kumquat-registrar: cannot listen on %s:%u: %s\n", cfg.listen,
 			(unsigned)cfg.port, kq_errmsg());
-		registrar_close(rg);
-		return 1;
+		goto out;
 	}
 	log_info("registrar", "listening on https://%s:%u", cfg.listen, http_server_port(srv));
 	kq_sd_notify("READY=1");
 	while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
 		;
 	log_info("registrar", "stopping");
+	rc = 0;
+out:
 	http_server_stop(srv);
 	registrar_close(rg);
 	conf_free(options, &cfg);
-	return 0;
+	return rc;
 }

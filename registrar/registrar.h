@@ -33,7 +33,7 @@
 
 struct registrar_config {
 	char *listen;
-	uint64_t port;
+	uint16_t port;
 	char *cert, *key;  /* TLS server certificate and key (PEM) */
 	char *client_ca;   /* CA for admin client certificates (PEM) */
 	char *database;
@@ -51,7 +51,10 @@ struct registrar {
 	X509_STORE *ek_store; /* NULL when no ek_ca_dir: every EK certificate is refused */
 };
 
-#define REG_ID_MAX 36 /* a UUID in its canonical text form */
+#define REG_ID_MAX 36 /* a UUID in its canonical lowercase text form */
+#define REG_HANDLE_LEN 16 /* names one pending challenge: only its requester knows it */
+#define REG_MAX_PENDING_PER_ID 4 /* pending challenges (and vTPM-CA nonces) per agent id */
+#define REG_MAX_PENDING 10000 /* pending challenges in all */
 
 struct reg_enrol_req {
 	char *id;
@@ -64,12 +67,21 @@ struct reg_enrol_req {
 int registrar_open(const struct registrar_config *cfg, struct registrar **ret);
 void registrar_close(struct registrar *rg);
 
-/* Validates an enrolment and returns the challenge as a tpm2-tools credential file (caller frees). */
+/*
+ * Validates an enrolment and returns the challenge as a tpm2-tools credential
+ * file (caller frees) and the handle that names it: several challenges may be
+ * pending for an id (a few, bounded), so a stranger's request cannot replace
+ * or consume the agent's own. -EAGAIN when too many are pending.
+ */
 int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8_t **ret_cred,
-		    size_t *ret_len, const char **code);
-/* Checks the activation proof; on success the agent is active (new or with a new AK). */
-int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t *proof, size_t len,
-		       const char **code);
+		    size_t *ret_len, uint8_t ret_handle[REG_HANDLE_LEN], const char **code);
+/*
+ * Checks the activation proof for the challenge named by handle (used up
+ * either way); on success the agent is active (new, or with a new AK — which
+ * also forgets a vTPM-CA key certified by the old one).
+ */
+int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t handle[REG_HANDLE_LEN],
+		       const uint8_t *proof, size_t len, const char **code);
 /* A fresh single-use nonce for the host's vTPM-CA certification. */
 int reg_ca_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code);
 /* Verifies TPM2_Certify of the vTPM-CA key by the host's active AK over the nonce, and records it. */
@@ -82,7 +94,7 @@ int reg_agent_json(struct registrar *rg, const char *id, struct json_object **re
 int reg_list_json(struct registrar *rg, struct json_object **ret);
 int reg_delete(struct registrar *rg, const char *id);
 
-/* Whether s is a canonical lowercase-or-uppercase UUID (8-4-4-4-12 hex). */
+/* Whether s is a UUID in canonical lowercase form (8-4-4-4-12 hex). Callers lowercase input first. */
 bool reg_valid_id(const char *s);
 
 #endif

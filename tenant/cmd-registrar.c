@@ -67,8 +67,8 @@ static void when(struct json_object *o, const char *k, char *buf, size_t n)
 		return;
 	}
 	t = (time_t)json_object_get_int64(v);
-	gmtime_r(&t, &tm);
-	strftime(buf, n, "%Y-%m-%d %H:%M:%SZ", &tm);
+	if (!gmtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		snprintf(buf, n, "?");
 }
 
 int cmd_registrar(int argc, char **argv)
@@ -138,9 +138,12 @@ int cmd_registrar(int argc, char **argv)
 			cli_print_json(resp);
 			return KQ_EXIT_OK;
 		}
-		json_object_object_get_ex(resp, "agents", &agents);
+		if (!json_object_object_get_ex(resp, "agents", &agents) || !json_object_is_type(agents, json_type_array)) {
+			json_object_put(resp);
+			return cli_fail(KQ_EXIT_INVALID, "registrar: the answer has no agent list");
+		}
 		printf("%-36s  %-5s  %-8s  %-7s  %-20s  %s\n", "ID", "KIND", "EK CERT", "VTPM CA", "ACTIVATED", "CONTACT");
-		for (size_t i = 0; agents && i < json_object_array_length(agents); i++) {
+		for (size_t i = 0; i < json_object_array_length(agents); i++) {
 			struct json_object *a = json_object_array_get_idx(agents, i), *v;
 			char t[32];
 

@@ -134,7 +134,11 @@ NEW=11111111-2222-4333-8444-555555555555
 CERT=$(admin GET /v1/agents/$ID | jq -r .ek_cert_der)
 [ "$(anon POST /v1/agents "{\"id\":\"$NEW\",\"kind\":\"host\",\"ek_pub\":\"$EK\",\"ek_cert\":\"$CERT\",\"ak_pub\":\"$AK\"}")" = 200 ] ||
 	fail "begin: $(cat body.json)"
-[ "$(anon POST /v1/agents/$NEW/activate "{\"proof\":\"$(head -c 32 /dev/urandom | base64)\"}")" = 403 ] ||
+HANDLE=$(jq -r .handle body.json)
+# without the challenge's handle nobody can use it up
+[ "$(anon POST /v1/agents/$NEW/activate "{\"handle\":\"$(head -c 16 /dev/urandom | xxd -p)\",\"proof\":\"$(head -c 32 /dev/urandom | base64)\"}")" = 404 ] ||
+	fail "a proof for an unknown handle: $(cat body.json)"
+[ "$(anon POST /v1/agents/$NEW/activate "{\"handle\":\"$HANDLE\",\"proof\":\"$(head -c 32 /dev/urandom | base64)\"}")" = 403 ] ||
 	fail "a wrong proof was not refused: $(cat body.json)"
 [ "$(jq -r .error.code body.json)" = bad_proof ] || fail "reason: $(cat body.json)"
 # the EK as the AK (not a restricted signing key)

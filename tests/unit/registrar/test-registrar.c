@@ -133,16 +133,16 @@ static int enrol(struct registrar *rg, struct agent *a, const char *kind, const 
 {
 	struct reg_enrol_req req = req_of(a, kind);
 	_cleanup_free_ uint8_t *cred = NULL;
-	uint8_t secret[64], proof[32];
+	uint8_t secret[64], proof[32], handle[REG_HANDLE_LEN];
 	size_t len, slen = 0;
 	int r;
 
-	r = reg_enrol_begin(rg, &req, &cred, &len, code);
+	r = reg_enrol_begin(rg, &req, &cred, &len, handle, code);
 	if (r < 0)
 		return r;
 	assert_int_equal(test_activate(a->ek_key, &a->ek, &a->ak_name, cred, len, secret, &slen), 0);
 	assert_int_equal(tpm_activation_proof(secret, slen, a->id, proof), 0);
-	return reg_enrol_activate(rg, a->id, proof, sizeof(proof), code);
+	return reg_enrol_activate(rg, a->id, handle, proof, sizeof(proof), code);
 }
 
 static int n_agents(struct registrar *rg)
@@ -241,18 +241,55 @@ static void test_refusals(void **state)
 	const char *code = NULL;
 	_cleanup_free_ uint8_t *cred = NULL;
 	size_t len;
-	uint8_t proof[32] = { 0 };
+	uint8_t proof[32] = { 0 }, handle[REG_HANDLE_LEN], other[REG_HANDLE_LEN] = { 0 };
 	int before = n_agents(rg);
 	struct reg_enrol_req req;
 
 	/* wrong activation proof: refused, challenge dropped, nothing stored */
 	new_agent(&a, vendor_key, vendor_ca);
 	req = req_of(&a, "host");
-	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), 0);
-	assert_int_equal(reg_enrol_activate(rg, a.id, proof, sizeof(proof), &code), -EPERM);
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), 0);
+	free(cred);
+	cred = NULL;
+	/* a stranger without the handle cannot consume (or even find) the challenge */
+	assert_int_equal(reg_enrol_activate(rg, a.id, other, proof, sizeof(proof), &code), -ENOENT);
+	assert_int_equal(reg_enrol_activate(rg, a.id, handle, proof, sizeof(proof), &code), -EPERM);
 	assert_string_equal(code, "bad_proof");
-	assert_int_equal(reg_enrol_activate(rg, a.id, proof, sizeof(proof), &code), -ENOENT);
+	assert_int_equal(reg_enrol_activate(rg, a.id, handle, proof, sizeof(proof), &code), -ENOENT);
 	assert_string_equal(code, "no_challenge");
+	/* pending challenges per id are bounded */
+	for (int i = 0; i < REG_MAX_PENDING_PER_ID; i++) {
+		assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), 0);
+		free(cred);
+		cred = NULL;
+	}
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EAGAIN);
+	assert_string_equal(code, "too_many_pending");
+	free_agent(&a);
+
+	/* one spelling per UUID: uppercase is refused (the API lowercases first) */
+	new_agent(&a, vendor_key, vendor_ca);
+	for (char *p = a.id; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	req = req_of(&a, "host");
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EINVAL);
+	free_agent(&a);
+
+	/* the EK public area must be the default template of the certified key */
+	new_agent(&a, vendor_key, vendor_ca);
+	a.ek.authPolicy.buffer[0] ^= 1;
+	a.ek_len = test_marshal_public(&a.ek, a.ek_pub, sizeof(a.ek_pub));
+	req = req_of(&a, "host");
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EPERM);
+	assert_string_equal(code, "bad_ek");
+	free_agent(&a);
+
+	/* a contact that is not an https URL */
+	new_agent(&a, vendor_key, vendor_ca);
+	req = req_of(&a, "host");
+	req.contact = "http://plain";
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EINVAL);
 	free_agent(&a);
 
 	/* EK certificate from an untrusted CA */
@@ -299,15 +336,15 @@ static void test_refusals(void **state)
 	new_agent(&a, vendor_key, vendor_ca);
 	req = req_of(&a, "host");
 	req.id = "not-a-uuid";
-	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EINVAL);
 	req = req_of(&a, "martian");
-	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EINVAL);
 	req = req_of(&a, "host");
 	req.ek_pub.len = 10;
-	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EINVAL);
 	req = req_of(&a, "host");
 	req.ek_cert.len = 100;
-	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, &code), -EINVAL);
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), -EINVAL);
 	free_agent(&a);
 
 	assert_int_equal(n_agents(rg), before);
@@ -373,14 +410,41 @@ static void test_vtpm_ca(void **state)
 	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
 	ca.objectAttributes |= TPMA_OBJECT_RESTRICTED;
 	ca_len = test_marshal_public(&ca, ca_pub, sizeof(ca_pub));
+	assert_int_equal(tpm_public_name(&ca, &at.attested.certify.name), 0);
+	memcpy(at.extraData.buffer, nonce, 32);
+	attest_len = test_sign_attest(a.ak_key, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
 	assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), -EPERM);
 	assert_string_equal(code, "bad_ca_key");
+
+	/* a stranger asking for nonces cannot cancel the host's own: several may be pending */
+	{
+		uint8_t mine[32], theirs[32];
+		ca.objectAttributes &= ~TPMA_OBJECT_RESTRICTED;
+		ca_len = test_marshal_public(&ca, ca_pub, sizeof(ca_pub));
+		assert_int_equal(tpm_public_name(&ca, &at.attested.certify.name), 0);
+		assert_int_equal(reg_ca_nonce(rg, a.id, mine, &code), 0);
+		assert_int_equal(reg_ca_nonce(rg, a.id, theirs, &code), 0);
+		memcpy(at.extraData.buffer, mine, 32);
+		attest_len = test_sign_attest(a.ak_key, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+		assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), 0);
+	}
 
 	/* guests have no vTPM CA */
 	new_agent(&g, vendor_key, vendor_ca);
 	assert_int_equal(enrol(rg, &g, "guest", &code), 0);
 	assert_int_equal(reg_ca_nonce(rg, g.id, nonce, &code), -EPERM);
 	assert_string_equal(code, "not_a_host");
+
+	/* a new AK forgets the vTPM CA certified by the old one */
+	EVP_PKEY_free(a.ak_key);
+	a.ak_key = EVP_RSA_gen(2048);
+	test_rsa_public(a.ak_key, TEST_AK_ATTRS, &a.ak, false);
+	tpm_public_name(&a.ak, &a.ak_name);
+	a.ak_len = test_marshal_public(&a.ak, a.ak_pub, sizeof(a.ak_pub));
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	assert_null(json_object_object_get(o, "vtpm_ca_name"));
+	json_object_put(o);
 
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(stranger);
