@@ -43,7 +43,13 @@ start_registrar() {
 	PORT=$(wait_listening registrar.log)
 	URL=https://127.0.0.1:$PORT
 }
-stop_registrar() { kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true; }
+# a clean stop exits 0 (under ASan a leak would make it fail)
+stop_registrar() {
+	local rc=0
+	kill "$REG_PID"
+	wait "$REG_PID" 2>/dev/null || rc=$?
+	[ $rc = 0 ] || fail "the registrar exited with $rc on SIGTERM: $(tail -5 registrar.log)"
+}
 write_agent_conf() { # id
 	cat >agent.conf <<EOC
 [agent]
