@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Certificates as TPMs, vendors and operators hand them out (PEM or DER, NV
+ * header and padding quirks, re-encoded serials): x509_load_many() and
+ * x509_load() on the input, then x509_describe() of every certificate loaded,
+ * serialised so that every string it built is walked.
+ */
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "x509/x509.h"
+
+static volatile size_t sink;
+
+static void describe(X509 *c)
+{
+	struct json_object *o = NULL;
+	size_t len = 0;
+
+	if (x509_describe(c, &o) < 0)
+		return;
+	if (!json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len))
+		abort();
+	sink += len;
+	json_object_put(o);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	STACK_OF(X509) *sk = NULL;
+	X509 *first = NULL;
+
+	if (x509_load(data, size, &first) == 0)
+		describe(first);
+	if (x509_load_many(data, size, &sk) == 0) {
+		/* whatever loads in full loads its first certificate alone, the same one */
+		if (!first || sk_X509_num(sk) < 1 || X509_cmp(first, sk_X509_value(sk, 0)) != 0)
+			abort();
+		for (int i = 0; i < sk_X509_num(sk); i++)
+			describe(sk_X509_value(sk, i));
+		sk_X509_pop_free(sk, X509_free);
+	}
+	X509_free(first);
+	return 0;
+}
