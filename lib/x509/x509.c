@@ -76,8 +76,10 @@ static int der_tlv(const uint8_t *buf, size_t len, size_t off, int *ret_tag, int
 	if (off >= len || len - off > LONG_MAX)
 		return -EBADMSG;
 	r = ASN1_get_object(&p, &clen, &tag, &xclass, (long)(len - off));
-	if (r & 0x80 || r == 0x21) /* error, or indefinite length (not DER) */
+	if (r & 0x80 || r == 0x21) { /* error, or indefinite length (not DER) */
+		ERR_clear_error(); /* the caller reports it; keep OpenSSL's queue empty */
 		return -EBADMSG;
+	}
 	*ret_tag = tag;
 	*ret_class = xclass;
 	*ret_hdr = (size_t)(p - (buf + off));

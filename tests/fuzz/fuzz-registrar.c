@@ -2,9 +2,9 @@
 /*
  * The registrar's enrolment request: the body of POST /v1/agents read through
  * registrar_parse_enrol() (the API's JSON limits and its field table), then
- * the id checked as the registrar checks it. What a successful read hands on
- * must hold what the table promises: required fields present, strings within
- * their limits and valid UTF-8, decoded bytes within theirs.
+ * the id lowercased and checked as handle_enrol does. What a successful read
+ * hands on must hold what the table promises: required fields present,
+ * strings within their limits and valid UTF-8, decoded bytes within theirs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_bytes(&req.ek_pub, 1024, true);
 	check_bytes(&req.ek_cert, 8192, false);
 	check_bytes(&req.ak_pub, 1024, true);
+	/* as handle_enrol: any spelling of a UUID names the agent, stored lowercase */
+	for (char *c = req.id; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
 	if (reg_valid_id(req.id) && strlen(req.id) != REG_ID_MAX)
 		abort();
 	registrar_enrol_req_free(&req);
