@@ -28,6 +28,11 @@ struct host_agent_config {
 	uint64_t timeout_ms;
 	char *log_level;
 	bool log_json;
+	/* evidence endpoint (mTLS); off when cert is unset */
+	char *listen;
+	uint16_t port;
+	char *cert, *key, *client_ca;
+	char *uefi_log, *ima_log, *boot_id_path;
 };
 
 /* Result of an enrolment, for logs and the state file. */
@@ -45,6 +50,13 @@ int host_ca_sign(struct tpmdev *tpm, TPM2_HANDLE key, EVP_PKEY *ca_pub, X509 *ce
 
 /* Checks id is a UUID and lowercases it in place; -EINVAL otherwise. */
 int host_agent_valid_id(char *id);
+
+/*
+ * Serves POST /v1/quote (client certificate required) on cfg's listen/port:
+ * a quote by the AK over the verifier's nonce and PCR selection, the UEFI
+ * event log and the IMA entries from an index on. Caller stops the server.
+ */
+int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, struct http_server **ret);
 
 /* Reads state_dir/id, or makes a random UUID and stores it (0600). */
 int host_agent_id(const char *state_dir, char ret[37]);

@@ -25,6 +25,14 @@ static const struct conf_option options[] = {
 	{ "registrar", "url", CONF_STRING, offsetof(struct host_agent_config, registrar_url), 0 },
 	{ "registrar", "ca", CONF_PATH, offsetof(struct host_agent_config, registrar_ca), 0 },
 	{ "registrar", "timeout_ms", CONF_UINT, offsetof(struct host_agent_config, timeout_ms), 600000 },
+	{ "server", "listen", CONF_STRING, offsetof(struct host_agent_config, listen), 0 },
+	{ "server", "port", CONF_PORT, offsetof(struct host_agent_config, port), 65535 },
+	{ "server", "cert", CONF_PATH, offsetof(struct host_agent_config, cert), 0 },
+	{ "server", "key", CONF_PATH, offsetof(struct host_agent_config, key), 0 },
+	{ "server", "client_ca", CONF_PATH, offsetof(struct host_agent_config, client_ca), 0 },
+	{ "logs", "uefi", CONF_PATH, offsetof(struct host_agent_config, uefi_log), 0 },
+	{ "logs", "ima", CONF_PATH, offsetof(struct host_agent_config, ima_log), 0 },
+	{ "logs", "boot_id", CONF_PATH, offsetof(struct host_agent_config, boot_id_path), 0 },
 	{ "log", "level", CONF_STRING, offsetof(struct host_agent_config, log_level), 0 },
 	{ "log", "json", CONF_BOOL, offsetof(struct host_agent_config, log_json), 0 },
 	{ 0 },
@@ -67,6 +75,7 @@ int main(int argc, char **argv)
 	};
 	struct host_enrolment e;
 	struct tpmdev *tpm = NULL;
+	struct http_server *srv = NULL;
 	enum log_level level = LOG_INFO;
 	bool once = false;
 	sigset_t set;
@@ -91,6 +100,11 @@ int main(int argc, char **argv)
 	cfg.tcti = (char *)TPMDEV_DEFAULT_TCTI;
 	cfg.ek_alg = (char *)"rsa";
 	cfg.log_level = (char *)"info";
+	cfg.listen = (char *)"127.0.0.1";
+	cfg.port = 8892;
+	cfg.uefi_log = (char *)"/sys/kernel/security/tpm0/binary_bios_measurements";
+	cfg.ima_log = (char *)"/sys/kernel/security/ima/binary_runtime_measurements";
+	cfg.boot_id_path = (char *)"/proc/sys/kernel/random/boot_id";
 	r = conf_load(config, options, &cfg);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-host-agent: config: %s\n", kq_errmsg());
@@ -138,6 +152,20 @@ int main(int argc, char **argv)
 		_cleanup_free_ char *ca = kq_hex_dup(e.ca_name.name, e.ca_name.size);
 		log_info("host-agent", "enrolled as %s (AK %s, vTPM CA %s)", e.id, ak ? ak : "?", ca ? ca : "?");
 	}
+	if (!once && cfg.cert) {
+		if (!cfg.key || !cfg.client_ca) {
+			fprintf(stderr, "kumquat-host-agent: config: [server] needs cert, key and client_ca\n");
+			goto out;
+		}
+		r = host_agent_serve(&cfg, tpm, &srv);
+		if (r < 0) {
+			fprintf(stderr, "kumquat-host-agent: cannot listen on %s:%u: %s\n", cfg.listen,
+				(unsigned)cfg.port, kq_errmsg());
+			goto out;
+		}
+		log_info("host-agent", "evidence endpoint listening on https://%s:%u", cfg.listen,
+			 http_server_port(srv));
+	}
 	if (!once) {
 		kq_sd_notify("READY=1");
 		while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
@@ -145,6 +173,7 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	http_server_stop(srv);
 	tpmdev_close(tpm);
 	conf_free(options, &cfg);
 	return rc;
