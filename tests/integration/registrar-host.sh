@@ -74,6 +74,15 @@ anon() { # method path [body] -> prints "STATUS BODY"
 }
 count_agents() { admin GET /v1/agents | jq '.agents | length'; }
 
+# the shipped example configs are valid (the daemons get past config and fail
+# later, on files this machine does not have)
+for d in "$REG registrar" "$AGENT host-agent"; do
+	set -- $d
+	rc=0; timeout 10 "$1" --config "$KQ_SOURCE/$2/$2.conf.example" >/dev/null 2>example.err || rc=$?
+	[ $rc = 1 ] || fail "$2 with its example config: exit $rc"
+	grep -q "config:" example.err && fail "$2 example config: $(cat example.err)"
+done
+
 # --- enrolment ---------------------------------------------------------------
 write_registrar_conf "$KQ_TMP/ek-ca"
 start_registrar
