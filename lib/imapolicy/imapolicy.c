@@ -66,7 +66,6 @@ static inline void json_object_putp(struct json_object **o)
 	if (*o)
 		json_object_put(*o);
 }
-static inline void EVP_PKEY_freep(EVP_PKEY **p) { EVP_PKEY_free(*p); }
 static inline void BIO_freep(BIO **p) { BIO_free(*p); }
 static inline void EVP_MD_CTX_freep(EVP_MD_CTX **p) { EVP_MD_CTX_free(*p); }
 
