@@ -15,7 +15,9 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509v3.h>
 #include <tss2/tss2_mu.h>
 
 #include "tpm/tpm.h"
@@ -130,6 +132,47 @@ static inline size_t test_sign_attest(EVP_PKEY *key, TPMS_ATTEST *a, uint8_t *ou
 		abort();
 	*sig_len = soff;
 	return off;
+}
+
+/*
+ * A certificate for subject_key signed by issuer_key: a self-signed CA when
+ * issuer is NULL, else a leaf from issuer (an EK certificate in the tests).
+ */
+static inline X509 *test_make_cert(EVP_PKEY *subject_key, EVP_PKEY *issuer_key, X509 *issuer, const char *cn)
+{
+	X509 *c = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	uint8_t serial[8];
+	BIGNUM *bn;
+
+	RAND_bytes(serial, sizeof(serial));
+	serial[0] &= 0x7f;
+	bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	X509_set_version(c, 2);
+	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c));
+	BN_free(bn);
+	X509_gmtime_adj(X509_getm_notBefore(c), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(c), 3600L * 24 * 365);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(c, n);
+	X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : n);
+	X509_set_pubkey(c, subject_key);
+	if (!issuer) {
+		X509V3_CTX ctx;
+		X509_EXTENSION *ext;
+
+		X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+		X509_add_ext(c, ext, -1);
+		X509_EXTENSION_free(ext);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+		X509_add_ext(c, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	if (X509_sign(c, issuer_key, EVP_sha256()) <= 0)
+		abort();
+	X509_NAME_free(n);
+	return c;
 }
 
 #endif

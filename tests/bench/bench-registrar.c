@@ -141,42 +141,6 @@ static void new_id(char id[REG_ID_MAX + 1])
 
 /* ---- the test PKI ---- */
 
-static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *issuer_key, X509 *issuer, const char *cn)
-{
-	X509 *c = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	uint8_t serial[8];
-	BIGNUM *bn;
-
-	RAND_bytes(serial, sizeof(serial));
-	serial[0] &= 0x7f;
-	bn = BN_bin2bn(serial, sizeof(serial), NULL);
-	X509_set_version(c, 2);
-	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c));
-	BN_free(bn);
-	X509_gmtime_adj(X509_getm_notBefore(c), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(c), 3600L * 24 * 365);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(c, n);
-	X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : n);
-	X509_set_pubkey(c, subject_key);
-	if (!issuer) {
-		X509V3_CTX ctx;
-		X509_EXTENSION *ext;
-
-		X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-		X509_add_ext(c, ext, -1);
-		X509_EXTENSION_free(ext);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
-		X509_add_ext(c, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	if (X509_sign(c, issuer_key, EVP_sha256()) <= 0)
-		die("X509_sign");
-	X509_NAME_free(n);
-	return c;
-}
 
 static void *gen_pairs(void *arg)
 {
@@ -218,7 +182,7 @@ static void make_pairs(size_t n)
 			die("AK name");
 		p->ek_len = test_marshal_public(&p->ek, p->ek_pub, sizeof(p->ek_pub));
 		p->ak_len = test_marshal_public(&p->ak, p->ak_pub, sizeof(p->ak_pub));
-		c = make_cert(p->ek_key, vendor_key, vendor_ca, "");
+		c = test_make_cert(p->ek_key, vendor_key, vendor_ca, "");
 		len = i2d_X509(c, &der);
 		X509_free(c);
 		if (len <= 0)
@@ -575,7 +539,7 @@ int main(void)
 	vendor_key = EVP_RSA_gen(2048);
 	if (!vendor_key)
 		die("vendor key");
-	vendor_ca = make_cert(vendor_key, vendor_key, NULL, "TPM vendor CA");
+	vendor_ca = test_make_cert(vendor_key, vendor_key, NULL, "TPM vendor CA");
 	snprintf(path, sizeof(path), "%s/vendor.pem", ca_dir);
 	write_pem(path, vendor_ca);
 	make_pairs(secs < 0.5 ? 4 : 16);

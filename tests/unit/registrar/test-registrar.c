@@ -27,34 +27,6 @@ static char db_path[128], ca_dir[128];
 static EVP_PKEY *vendor_key, *other_ca_key;
 static X509 *vendor_ca, *other_ca;
 
-static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *issuer_key, X509 *issuer, const char *cn)
-{
-	X509 *c = X509_new();
-	X509_NAME *n = X509_NAME_new();
-
-	X509_set_version(c, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(c), (long)(random() & 0x7fffffff));
-	X509_gmtime_adj(X509_getm_notBefore(c), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(c), 3600L * 24 * 365);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(c, n);
-	X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : n);
-	X509_set_pubkey(c, subject_key);
-	if (!issuer) {
-		X509V3_CTX ctx;
-		X509_EXTENSION *ext;
-		X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-		X509_add_ext(c, ext, -1);
-		X509_EXTENSION_free(ext);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
-		X509_add_ext(c, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	X509_sign(c, issuer_key, EVP_sha256());
-	X509_NAME_free(n);
-	return c;
-}
 
 static uint8_t *der(X509 *c, size_t *len)
 {
@@ -94,7 +66,7 @@ static void new_agent(struct agent *a, EVP_PKEY *ca_key, X509 *ca)
 	a->cert = NULL;
 	a->cert_len = 0;
 	if (ca_key) {
-		X509 *c = make_cert(a->ek_key, ca_key, ca, "");
+		X509 *c = test_make_cert(a->ek_key, ca_key, ca, "");
 		a->cert = der(c, &a->cert_len);
 		X509_free(c);
 	}
@@ -167,8 +139,8 @@ static int setup(void **state)
 	mkdir(ca_dir, 0700);
 	vendor_key = EVP_RSA_gen(2048);
 	other_ca_key = EVP_RSA_gen(2048);
-	vendor_ca = make_cert(vendor_key, vendor_key, NULL, "TPM vendor CA");
-	other_ca = make_cert(other_ca_key, other_ca_key, NULL, "Someone else");
+	vendor_ca = test_make_cert(vendor_key, vendor_key, NULL, "TPM vendor CA");
+	other_ca = test_make_cert(other_ca_key, other_ca_key, NULL, "Someone else");
 	snprintf(p, sizeof(p), "%s/vendor.pem", ca_dir);
 	f = fopen(p, "we");
 	PEM_write_X509(f, vendor_ca);
