@@ -42,7 +42,15 @@ int kq_err_ctx(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	snprintf(errmsg, sizeof(errmsg), "%s%s", prefix, old);
+	/* prefix then the old message, cut to fit (intended: messages are bounded) */
+	{
+		size_t pl = strnlen(prefix, sizeof(errmsg) - 1);
+		size_t ol = strnlen(old, sizeof(errmsg) - 1 - pl);
+
+		memcpy(errmsg, prefix, pl);
+		memcpy(errmsg + pl, old, ol);
+		errmsg[pl + ol] = '\0';
+	}
 	return code;
 }
 
