@@ -566,17 +566,6 @@ int kq_base64_decode(const char *str, size_t max, uint8_t **ret, size_t *ret_len
 	return 0;
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Strict hex: an even number of hex digits, nothing else. */
 static int hex_decode(const char *str, size_t n, size_t max, uint8_t **ret, size_t *ret_len)
 {
@@ -588,13 +577,13 @@ static int hex_decode(const char *str, size_t n, size_t max, uint8_t **ret, size
 	if (n / 2 > max)
 		return kq_err(-E2BIG, "hex: %zu bytes exceed the limit of %zu", n / 2, max);
 	for (size_t i = 0; i < n; i++)
-		if (hexval(s[i]) < 0)
+		if (kq_hex_digit(s[i]) < 0)
 			return kq_err(-EINVAL, "hex: invalid character at offset %zu", i);
 	out = malloc(n ? n / 2 : 1);
 	if (!out)
 		return kq_err(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < n / 2; i++)
-		out[i] = (uint8_t)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+		out[i] = (uint8_t)(kq_hex_digit(s[2 * i]) << 4 | kq_hex_digit(s[2 * i + 1]));
 	*ret = out;
 	*ret_len = n / 2;
 	return 0;

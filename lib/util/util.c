@@ -146,7 +146,7 @@ char *kq_hex_dup(const uint8_t *in, size_t len)
 	return s;
 }
 
-static int hexval(char c)
+int kq_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -169,7 +169,7 @@ int kq_hex_decode(const char *hex, uint8_t *out, size_t outmax, size_t *ret_len)
 	if (n / 2 > outmax)
 		return kq_err(-E2BIG, "hex string of %zu bytes exceeds the maximum of %zu", n / 2, outmax);
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = kq_hex_digit((unsigned char)hex[2 * i]), lo = kq_hex_digit((unsigned char)hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return kq_err(-EINVAL, "invalid hex digit at position %zu", 2 * i + (hi < 0 ? 0 : 1));
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -75,6 +75,8 @@ int kq_cur_skip(struct kq_cur *c, size_t n);
 
 /* ---- hex ---- */
 
+/* The value of one hex digit (either case), -1 if c is not one. */
+int kq_hex_digit(int c);
 /* Writes 2*len lowercase hex digits and a NUL to out (size 2*len+1). */
 void kq_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Returns a malloc'd hex string (caller frees) or NULL on ENOMEM. */
