@@ -99,6 +99,7 @@ static struct json_object *ima_slice(const char *path, uint64_t offset, int *ret
 	size_t len, start;
 	uint64_t n = 0;
 	struct json_object *o;
+	bool binary;
 	int r;
 
 	*ret_err = 0;
@@ -118,6 +119,8 @@ static struct json_object *ima_slice(const char *path, uint64_t offset, int *ret
 			start = e->offset;
 		n++;
 	}
+	/* the reader's own decision, so the answer never disagrees with how it parsed */
+	binary = ima_reader_format(rd) == IMA_FORMAT_BINARY;
 	ima_reader_free(rd);
 	if (r < 0) {
 		log_warn(MOD, "the IMA list does not parse at entry %llu: %s", (unsigned long long)n, kq_errmsg());
@@ -132,7 +135,7 @@ static struct json_object *ima_slice(const char *path, uint64_t offset, int *ret
 	o = json_object_new_object();
 	json_object_object_add(o, "offset", json_object_new_int64((int64_t)offset));
 	json_object_object_add(o, "entries", json_object_new_int64((int64_t)(n - offset)));
-	json_object_object_add(o, "format", json_object_new_string(buf[0] >= '0' && buf[0] <= '9' ? "ascii" : "binary"));
+	json_object_object_add(o, "format", json_object_new_string(binary ? "binary" : "ascii"));
 	json_object_object_add(o, "data", json_new_base64(buf + start, len - start));
 	return o;
 }

@@ -52,20 +52,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 		c->too_big = true;
 		return 0; /* CURLE_WRITE_ERROR */
 	}
-	if (c->resp_len + n + 1 > c->resp_cap) {
-		size_t ncap = c->resp_cap ? c->resp_cap : 4096;
-		uint8_t *nb;
-
-		while (ncap < c->resp_len + n + 1)
-			ncap *= 2;
-		if (ncap > c->resp_max + 1)
-			ncap = c->resp_max + 1;
-		nb = realloc(c->resp, ncap);
-		if (!nb)
-			return 0;
-		c->resp = nb;
-		c->resp_cap = ncap;
-	}
+	if (kq_buf_reserve(&c->resp, &c->resp_cap, c->resp_len + n + 1, c->resp_max + 1) < 0)
+		return 0;
 	memcpy(c->resp + c->resp_len, data, n);
 	c->resp_len += n;
 	return n;

@@ -446,20 +446,8 @@ static enum MHD_Result body_chunk(struct http_server *srv, struct req *rq, const
 		log_debug("http", "%s %s: chunked body over the limit, closing", rq->remote, rq->path);
 		return MHD_NO;
 	}
-	if (rq->len + n + 1 > rq->cap) {
-		size_t ncap = rq->cap ? rq->cap : 4096;
-		uint8_t *nb;
-
-		while (ncap < rq->len + n + 1)
-			ncap *= 2;
-		if (ncap > srv->max_body + 1)
-			ncap = srv->max_body + 1;
-		nb = realloc(rq->body, ncap);
-		if (!nb)
-			return MHD_NO;
-		rq->body = nb;
-		rq->cap = ncap;
-	}
+	if (kq_buf_reserve(&rq->body, &rq->cap, rq->len + n + 1, srv->max_body + 1) < 0)
+		return MHD_NO;
 	memcpy(rq->body + rq->len, data, n);
 	rq->len += n;
 	rq->body[rq->len] = '\0';

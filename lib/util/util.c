@@ -123,6 +123,25 @@ CUR_INT(kq_cur_u32be, uint32_t, 4, (3 - i))
 CUR_INT(kq_cur_u64le, uint64_t, 8, i)
 CUR_INT(kq_cur_u64be, uint64_t, 8, (7 - i))
 
+int kq_buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t max)
+{
+	size_t ncap = *cap ? *cap : 4096;
+	uint8_t *nb;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need && ncap <= SIZE_MAX / 2)
+		ncap *= 2;
+	if (ncap < need || ncap > max)
+		ncap = need > max ? need : max;
+	nb = realloc(*buf, ncap);
+	if (!nb)
+		return -ENOMEM;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
 void kq_hex_encode(const uint8_t *in, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

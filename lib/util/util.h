@@ -73,6 +73,15 @@ int kq_cur_bytes(struct kq_cur *c, size_t n, const uint8_t **ret);
 int kq_cur_copy(struct kq_cur *c, void *dst, size_t n);
 int kq_cur_skip(struct kq_cur *c, size_t n);
 
+/* ---- growing buffers ---- */
+
+/*
+ * Makes room in *buf (capacity *cap) for need bytes, doubling from 4096 and
+ * never past max (the caller has checked need <= max). -ENOMEM on failure,
+ * *buf and *cap unchanged then.
+ */
+int kq_buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t max);
+
 /* ---- hex ---- */
 
 /* The value of one hex digit (either case), -1 if c is not one. */
