@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The host agent's evidence endpoint (mTLS): POST /v1/quote with
- *   {"nonce": hex, "pcrs": {"sha256": [0, 1, ...], ...}, "ima_offset": N}
+ *   {"nonce": hex, "pcrs": {"sha256": [0, 1, ...], ...}, "ima_offset": N, "agent_id"?: id}
  * answers
  *   {"quote": {"message", "signature", "pcrs"}   (TPMS_ATTEST, TPMT_SIGNATURE,
  *                                                  tpm2-tools PCR file; base64)
@@ -14,7 +14,9 @@
 #include "host-agent.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <tss2/tss2_mu.h>
 
@@ -31,12 +33,14 @@ struct evidence_ctx {
 	const struct host_agent_config *cfg;
 	struct tpmdev *tpm;
 	pthread_mutex_t tpm_lock;
+	char id[37];
 };
 
 struct quote_req {
 	struct json_bytes nonce;
 	struct json_object *pcrs;
 	uint64_t ima_offset;
+	char *agent_id;
 };
 
 static int parse_selection(struct json_object *o, TPML_PCR_SELECTION *sel)
@@ -146,6 +150,7 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 		{ "nonce", JSON_HEX, true, 64, offsetof(struct quote_req, nonce) },
 		{ "pcrs", JSON_OBJECT, true, 0, offsetof(struct quote_req, pcrs) },
 		{ "ima_offset", JSON_UINT64, false, 0, offsetof(struct quote_req, ima_offset) },
+		{ "agent_id", JSON_STRING, false, 64, offsetof(struct quote_req, agent_id) },
 		{ 0 },
 	};
 	struct evidence_ctx *c = ud;
@@ -173,6 +178,11 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 	}
 	if (qr.nonce.len == 0) {
 		http_error(resp, 400, "bad_request", "field 'nonce': must not be empty");
+		goto out;
+	}
+	/* a verifier with a stale address book must not attest one host as another */
+	if (qr.agent_id && strcasecmp(qr.agent_id, c->id) != 0) {
+		http_error(resp, 409, "wrong_agent", "this is agent %s, not the one asked for", c->id);
 		goto out;
 	}
 	pthread_mutex_lock(&c->tpm_lock);
@@ -220,10 +230,12 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/quote", true, handle_quote },
 };
 
-int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, struct http_server **ret)
+int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, const char *id,
+		     struct http_server **ret)
 {
 	static struct evidence_ctx ctx;
 
+	snprintf(ctx.id, sizeof(ctx.id), "%s", id);
 	ctx.cfg = cfg;
 	ctx.tpm = tpm;
 	pthread_mutex_init(&ctx.tpm_lock, NULL);

@@ -54,9 +54,11 @@ int host_agent_valid_id(char *id);
 /*
  * Serves POST /v1/quote (client certificate required) on cfg's listen/port:
  * a quote by the AK over the verifier's nonce and PCR selection, the UEFI
- * event log and the IMA entries from an index on. Caller stops the server.
+ * event log and the IMA entries from an index on. A request naming another
+ * agent_id than id gets 409 wrong_agent. Caller stops the server.
  */
-int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, struct http_server **ret);
+int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, const char *id,
+		     struct http_server **ret);
 
 /* Reads state_dir/id, or makes a random UUID and stores it (0600). */
 int host_agent_id(const char *state_dir, char ret[37]);

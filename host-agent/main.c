@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "kumquat-host-agent: config: [server] needs cert, key and client_ca\n");
 			goto out;
 		}
-		r = host_agent_serve(&cfg, tpm, &srv);
+		r = host_agent_serve(&cfg, tpm, e.id, &srv);
 		if (r < 0) {
 			fprintf(stderr, "kumquat-host-agent: cannot listen on %s:%u: %s\n", cfg.listen,
 				(unsigned)cfg.port, kq_errmsg());

@@ -215,8 +215,16 @@ static bool check_clock(struct work *w, const struct attest_state *st)
 {
 	const TPMS_CLOCK_INFO *ci = &w->attest.clockInfo;
 
-	if (!st->have_quote || strcmp(st->boot_id, w->ev.boot_id) != 0)
+	if (!st->have_quote)
 		return true;
+	if (strcmp(st->boot_id, w->ev.boot_id) != 0) {
+		/* a reboot resets the TPM; a new boot_id without one would reset IMA for free */
+		if (ci->resetCount == st->reset_count)
+			fail(&w->v, "clock", "boot_without_reset", -1,
+			     "the host reports a new boot but the TPM's resetCount is still %" PRIu32,
+			     st->reset_count);
+		return true;
+	}
 	if (ci->resetCount != st->reset_count)
 		fail(&w->v, "clock", "reset", -1,
 		     "TPM resetCount changed from %" PRIu32 " to %" PRIu32 " within boot %s",
@@ -341,6 +349,26 @@ static const struct tpm_pcr_bank *ima_quote_bank(const struct tpm_pcrs *pcrs)
 	return NULL;
 }
 
+/*
+ * Whether PCR 10 and every other PCR the replay has extended so far equal the
+ * quoted values (PCR 10 always: a list with no entries must meet a zero PCR).
+ */
+static bool ima_matches(const struct ima_replay_state *st, const struct tpm_pcr_bank *qb)
+{
+	size_t n = kq_hash_size(qb->alg);
+
+	for (unsigned p = 0; p < IMA_NUM_PCRS; p++) {
+		const uint8_t *val;
+
+		if (!((st->pcrs_used | (1u << IMA_PCR)) & (1u << p)))
+			continue;
+		val = ima_replay_pcr(st, p, qb->alg);
+		if (!(qb->mask & (1u << p)) || !val || CRYPTO_memcmp(val, qb->value[p], n) != 0)
+			return false;
+	}
+	return true;
+}
+
 /* Step 6. Negative only for an internal error. */
 static int check_ima(struct work *w, const struct attest_policy *pol, const struct attest_state *st,
 		     bool new_boot)
@@ -349,7 +377,8 @@ static int check_ima(struct work *w, const struct attest_policy *pol, const stru
 	const struct tpm_pcr_bank *qb = ima_quote_bank(&w->pcrs);
 	struct ima_parse_opts opts = {};
 	uint64_t expect;
-	size_t n;
+	size_t n, i, consumed;
+	bool matched;
 	int r;
 
 	if (!w->ev.ima) {
@@ -389,32 +418,49 @@ static int check_ima(struct work *w, const struct attest_policy *pol, const stru
 		fail(&w->v, "ima", "malformed", -1, "IMA list: %s", kq_errmsg());
 		return 0;
 	}
-	r = ima_replay_list(&w->ima, l);
-	if (r == -ENOMEM || r == -EIO)
-		return r;
-	if (r < 0) {
-		fail(&w->v, "ima", "malformed", -1, "IMA replay: %s", kq_errmsg());
-		return 0;
-	}
 
-	/* Every PCR the list has ever extended must be quoted and equal. */
-	n = kq_hash_size(qb->alg);
-	for (unsigned p = 0; p < IMA_NUM_PCRS; p++) {
-		const uint8_t *val;
-
-		if (!(w->ima.pcrs_used & (1u << p)))
+	/*
+	 * The host reads its list after quoting, so the list may run past the
+	 * quote: the quote covers the shortest prefix whose replay equals every
+	 * PCR the list extends (a hash chain matches at one point only). Entries
+	 * after it are left for the next round.
+	 */
+	matched = ima_matches(&w->ima, qb);
+	for (i = 0; i < l->n_entries && !matched; i++) {
+		if (l->entries[i].index < expect)
 			continue;
-		val = ima_replay_pcr(&w->ima, p, qb->alg);
-		if (!(qb->mask & (1u << p)))
-			fail(&w->v, "ima", "pcr_not_quoted", p,
-			     "the IMA list extends PCR %u, which was not quoted in %s", p, kq_hash_name(qb->alg));
-		else if (!val || CRYPTO_memcmp(val, qb->value[p], n) != 0)
-			fail(&w->v, "ima", p == IMA_PCR ? "pcr10_mismatch" : "replay_mismatch", p,
-			     "PCR %u (%s): the IMA list replays to another value than quoted", p,
-			     kq_hash_name(qb->alg));
+		r = ima_replay_entry(&w->ima, &l->entries[i]);
+		if (r == -ENOMEM || r == -EIO)
+			return r;
+		if (r < 0) {
+			fail(&w->v, "ima", "malformed", (int64_t)l->entries[i].index, "IMA replay: %s", kq_errmsg());
+			return 0;
+		}
+		matched = ima_matches(&w->ima, qb);
+	}
+	consumed = i;
+
+	if (!matched) {
+		/* Every PCR the list has ever extended must be quoted and equal. */
+		n = kq_hash_size(qb->alg);
+		for (unsigned p = 0; p < IMA_NUM_PCRS; p++) {
+			const uint8_t *val;
+
+			if (!((w->ima.pcrs_used | (1u << IMA_PCR)) & (1u << p)))
+				continue;
+			val = ima_replay_pcr(&w->ima, p, qb->alg);
+			if (!(qb->mask & (1u << p)))
+				fail(&w->v, "ima", "pcr_not_quoted", p,
+				     "the IMA list extends PCR %u, which was not quoted in %s", p,
+				     kq_hash_name(qb->alg));
+			else if (!val || CRYPTO_memcmp(val, qb->value[p], n) != 0)
+				fail(&w->v, "ima", p == IMA_PCR ? "pcr10_mismatch" : "replay_mismatch", p,
+				     "PCR %u (%s): no prefix of the IMA list replays to the quoted value", p,
+				     kq_hash_name(qb->alg));
+		}
 	}
 
-	for (size_t i = 0; i < l->n_entries; i++) {
+	for (i = 0; i < consumed; i++) {
 		const struct ima_entry *e = &l->entries[i];
 		struct imapolicy_verdict iv;
 

@@ -13,7 +13,8 @@
  *     digest ("quote" "signature" / "nonce" / "pcr_digest" / "malformed");
  *     the quoted selection must be exactly the one asked ("quote" "selection");
  *  3. clock: within one boot (same boot_id) resetCount must not change and the
- *     TPM clock must advance ("clock" "reset" / "clock_went_back");
+ *     TPM clock must advance ("clock" "reset" / "clock_went_back"); a new
+ *     boot_id needs a new resetCount ("clock" "boot_without_reset");
  *  4. static PCR values ("pcr" "pcr_mismatch" / "not_quoted", index = PCR);
  *  5. the UEFI event log: its replay must explain every quoted PCR of
  *     mb_pcrs (a PCR the log does not touch must be zero) ("eventlog"
@@ -22,11 +23,13 @@
  *     reason, index = event) — only on a log whose replay matched;
  *  6. IMA: the list must start where the last accepted round stopped (0 after
  *     a new boot: "ima" "offset_mismatch"); it is replayed on top of the
- *     stored state and every PCR it extends must equal the quoted one
- *     ("pcr10_mismatch" for PCR 10, "replay_mismatch" for others,
- *     "pcr_not_quoted"); entries whose template hash is wrong fail
- *     ("template_hash_mismatch", index = entry); each new entry goes through
- *     the IMA policy ("ima", verdict reason, index = entry).
+ *     stored state up to the first entry after which PCR 10 and every PCR
+ *     it extends equal the quoted ones (the list may run past the quote;
+ *     the rest waits for the next round); with no such point: "pcr10_mismatch"
+ *     for PCR 10, "replay_mismatch" for others, "pcr_not_quoted"; entries
+ *     so replayed whose template hash is wrong fail ("template_hash_mismatch",
+ *     index = entry); each goes through the IMA policy ("ima", verdict
+ *     reason, index = entry).
  */
 #ifndef KQ_VERIFIER_ATTEST_H
 #define KQ_VERIFIER_ATTEST_H

@@ -375,10 +375,46 @@ static void test_new_boot(void **state)
 	_cleanup_free_ struct attest_state *st = new_state();
 
 	expect_pass(NULL, ev, st);
-	/* another boot_id: the clock is not compared and the IMA replay restarts at 0 */
+	/* another boot_id without a TPM reset would restart IMA for free */
 	snprintf(st->boot_id, sizeof(st->boot_id), "another-boot");
+	expect_fail(NULL, NULL, NULL, ev, st, "clock", "boot_without_reset", -1);
+	/* with one: the clock is not compared and the IMA replay restarts at 0 */
+	st->reset_count = 42;
 	expect_pass(NULL, ev, st);
 	assert_string_equal(st->boot_id, BOOT_ID);
+	assert_int_equal(st->ima.next_index, HPE_IMA_ENTRIES);
+}
+
+/*
+ * The host reads its IMA list after quoting: entries past the quote are not
+ * consumed (the state stops where the quote's PCR 10 is met) and are asked
+ * for again next round. An empty list must meet the quote too.
+ */
+static void test_ima_past_quote(void **state)
+{
+	_cleanup_free_ struct attest_state *st = new_state();
+	_cleanup_free_ uint8_t *longer = malloc(g.ima_len * 2);
+	_cleanup_(putp) struct json_object *ev = NULL, *empty = NULL, *nothing_new = NULL;
+	const uint8_t *nl = memchr(g.ima, '\n', g.ima_len);
+	size_t first_line = (size_t)(nl - g.ima) + 1;
+
+	/* the list's first two entries again after its end: a valid, longer list */
+	assert_non_null(longer);
+	memcpy(longer, g.ima, g.ima_len);
+	memcpy(longer + g.ima_len, g.ima, first_line * 2);
+	ev = evidence(NULL, 0, longer, g.ima_len + first_line * 2, 0);
+
+	/* a new boot with an empty list cannot explain the quoted PCR 10 */
+	empty = evidence(NULL, 0, (const uint8_t *)"", 0, 0);
+	expect_fail(NULL, NULL, NULL, empty, st, "ima", "pcr10_mismatch", 10);
+
+	expect_pass(NULL, ev, st);
+	assert_int_equal(st->ima.next_index, HPE_IMA_ENTRIES);
+
+	/* next round: nothing new was quoted, the list is asked for from 780 on */
+	st->clock = 1;
+	nothing_new = evidence(NULL, 0, (const uint8_t *)"", 0, HPE_IMA_ENTRIES);
+	expect_pass(NULL, nothing_new, st);
 	assert_int_equal(st->ima.next_index, HPE_IMA_ENTRIES);
 }
 
@@ -451,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_static_pcr),
 		cmocka_unit_test(test_replayed_quote),
 		cmocka_unit_test(test_new_boot),
+		cmocka_unit_test(test_ima_past_quote),
 		cmocka_unit_test(test_selection),
 		cmocka_unit_test(test_incremental),
 	};
