@@ -24,6 +24,9 @@ static void usage_replay(FILE *f)
 	      "                           (binary default sha1; ascii: by hex length)\n"
 	      "  --big-endian             binary list from a big-endian machine\n"
 	      "                           without ima_canonical_fmt\n"
+	      "  --extends BANK           instead, print what the kernel extended for\n"
+	      "                           each entry into BANK, one \"PCR:BANK=HEX\" line\n"
+	      "                           each (tpm2_pcrextend's argument form)\n"
 	      "\n"
 	      "exit status: 0 every entry matches its template hash, 1 a bad entry or a\n"
 	      "malformed list, 2 usage or unreadable file\n", f);
@@ -140,7 +143,7 @@ struct common_opts {
 	const char *file;
 };
 
-enum { OPT_FORMAT = 0x100, OPT_TH_ALG, OPT_BIG_ENDIAN, OPT_BANKS, OPT_JSON, OPT_KEY, OPT_HELP };
+enum { OPT_FORMAT = 0x100, OPT_TH_ALG, OPT_BIG_ENDIAN, OPT_BANKS, OPT_JSON, OPT_KEY, OPT_HELP, OPT_EXTENDS };
 
 /* Handles the options both subcommands share; 1 if consumed, 0 if not, <0 on error. */
 static int common_opt(int c, struct common_opts *o)
@@ -248,11 +251,13 @@ static int cmd_replay(int argc, char **argv)
 		{ "template-hash-alg", required_argument, NULL, OPT_TH_ALG },
 		{ "big-endian", no_argument, NULL, OPT_BIG_ENDIAN },
 		{ "banks", required_argument, NULL, OPT_BANKS },
+		{ "extends", required_argument, NULL, OPT_EXTENDS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 }
 	};
 	_cleanup_(ima_list_freep) struct ima_list *l = NULL;
 	struct common_opts o = { 0 };
+	uint16_t extends = 0;
 	struct ima_replay_state st;
 	unsigned banks = IMA_BANKS_DEFAULT;
 	const struct ima_entry *first_bad = NULL;
@@ -268,6 +273,11 @@ static int cmd_replay(int argc, char **argv)
 		case OPT_BANKS:
 			if (parse_banks(optarg, &banks) < 0)
 				return KQ_EXIT_USAGE;
+			break;
+		case OPT_EXTENDS:
+			extends = kq_hash_from_name(optarg);
+			if (!extends)
+				return cli_fail(KQ_EXIT_USAGE, "ima replay: unknown bank '%s'", optarg);
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -286,6 +296,18 @@ static int cmd_replay(int argc, char **argv)
 
 	if ((r = load_list(&o, &l)) != KQ_EXIT_OK)
 		return r;
+	if (extends) {
+		uint8_t d[KQ_MAX_DIGEST];
+		char hex[2 * KQ_MAX_DIGEST + 1];
+
+		for (size_t i = 0; i < l->n_entries; i++) {
+			if (ima_entry_bank_digest(&l->entries[i], extends, d) < 0)
+				return cli_fail_lib(KQ_EXIT_USAGE, "ima replay");
+			kq_hex_encode(d, kq_hash_size(extends), hex);
+			printf("%u:%s=%s\n", l->entries[i].pcr, kq_hash_name(extends), hex);
+		}
+		return KQ_EXIT_OK;
+	}
 	ima_replay_init(&st, banks, l->first_index);
 	if (ima_replay_list(&st, l) < 0)
 		return cli_fail_lib(KQ_EXIT_USAGE, "ima replay");

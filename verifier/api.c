@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The verifier's REST API (/v1, client certificates): agents and policies. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json/json.h"
+#include "log/log.h"
+#include "tpm/tpm.h"
+#include "verifier.h"
+
+#define MOD "api"
+#define MAX_DOCUMENT (64u << 20)
+
+bool verifier_valid_id(char *id)
+{
+	static const char pat[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(id) != VERIFIER_ID_LEN)
+		return false;
+	for (size_t i = 0; i < VERIFIER_ID_LEN; i++) {
+		if (pat[i] == '-' ? id[i] != '-' : kq_hex_digit((unsigned char)id[i]) < 0)
+			return false;
+		id[i] = (char)tolower((unsigned char)id[i]);
+	}
+	return true;
+}
+
+bool verifier_valid_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > VERIFIER_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return false;
+	return true;
+}
+
+/* host:port or [v6]:port, host made of name/address characters, port 1-65535. */
+static bool valid_address(const char *a)
+{
+	const char *colon = strrchr(a, ':');
+	uint64_t port;
+	size_t hl;
+
+	if (!colon || strlen(a) > VERIFIER_ADDRESS_MAX || kq_parse_uint(colon + 1, 65535, &port) < 0 || port == 0)
+		return false;
+	hl = (size_t)(colon - a);
+	if (hl == 0)
+		return false;
+	if (a[0] == '[') {
+		if (hl < 3 || a[hl - 1] != ']')
+			return false;
+		for (size_t i = 1; i < hl - 1; i++)
+			if (kq_hex_digit((unsigned char)a[i]) < 0 && a[i] != ':' && a[i] != '.')
+				return false;
+		return true;
+	}
+	for (size_t i = 0; i < hl; i++)
+		if (!isalnum((unsigned char)a[i]) && a[i] != '.' && a[i] != '-')
+			return false;
+	return true;
+}
+
+static void ok_json(struct http_response *resp, unsigned status, struct json_object *o)
+{
+	resp->status = status;
+	resp->body = o;
+}
+
+/* An error from the store or policies as an HTTP answer. */
+static void fail(struct http_response *resp, int r)
+{
+	switch (r) {
+	case -ENOENT:
+		http_error(resp, 404, "not_found", "%s", kq_errmsg());
+		break;
+	case -EEXIST:
+		http_error(resp, 409, "exists", "%s", kq_errmsg());
+		break;
+	case -EBUSY:
+		http_error(resp, 409, "policy_in_use", "%s", kq_errmsg());
+		break;
+	case -EMEDIUMTYPE:
+		http_error(resp, 409, "policy_kind", "%s", kq_errmsg());
+		break;
+	default:
+		log_error(MOD, "%s", kq_errmsg());
+		http_error(resp, 500, "internal", "internal error");
+	}
+}
+
+static struct json_object *parse(const struct http_request *req, struct http_response *resp)
+{
+	struct json_object *o = NULL;
+
+	if (json_parse_body(req->body, req->body_len, req->body_len + 1, 8, &o) < 0) {
+		http_error(resp, 400, "bad_json", "%s", kq_errmsg());
+		return NULL;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		http_error(resp, 400, "bad_request", "the body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/* "/v1/agents/{id}[/rest]" -> id (validated, lowercased) and rest. */
+static bool split(const char *path, const char *prefix, char *id, size_t id_size, const char **rest)
+{
+	const char *p = path + strlen(prefix), *slash = strchr(p, '/');
+	size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+	if (n == 0 || n >= id_size)
+		return false;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	*rest = slash ? slash : "";
+	return true;
+}
+
+/* ---- agents ---- */
+
+struct agent_body {
+	char *id, *address, *bank;
+	int64_t interval;
+	struct json_object *pol[3];
+	bool has_pol[3];
+	bool stop, resume;
+};
+
+static const struct json_field agent_fields[] = {
+	{ "id", JSON_STRING, false, VERIFIER_ID_LEN, offsetof(struct agent_body, id) },
+	{ "address", JSON_STRING, false, VERIFIER_ADDRESS_MAX, offsetof(struct agent_body, address) },
+	{ "bank", JSON_STRING, false, 16, offsetof(struct agent_body, bank) },
+	{ "interval", JSON_INT64, false, 0, offsetof(struct agent_body, interval) },
+	{ "stop", JSON_BOOL, false, 0, offsetof(struct agent_body, stop) },
+	{ "resume", JSON_BOOL, false, 0, offsetof(struct agent_body, resume) },
+	{}
+};
+
+static const char *const pol_keys[3] = { "pcr_policy", "mb_policy", "ima_policy" };
+
+/* Reads and checks an agent body into spec; 400 answered on error. */
+static bool agent_spec(struct http_response *resp, struct json_object *o, struct agent_body *b,
+		       struct agent_spec *spec, bool add)
+{
+	struct json_object *rest = json_object_get(o);
+	bool ok = false;
+
+	/* policy fields may be null (= remove): taken out before the table sees them */
+	for (unsigned i = 0; i < 3; i++) {
+		struct json_object *v;
+
+		if (!json_object_object_get_ex(o, pol_keys[i], &v))
+			continue;
+		if (v && (!json_object_is_type(v, json_type_string) ||
+			  !verifier_valid_name(json_object_get_string(v)))) {
+			http_error(resp, 400, "bad_request", "field '%s': a policy name (1-64 of A-Z a-z 0-9 . _ -) or null",
+				   pol_keys[i]);
+			goto out;
+		}
+		b->has_pol[i] = true;
+		spec->policy[i] = v ? json_object_get_string(v) : "";
+	}
+	b->interval = -1;
+	{
+		struct json_object *copy = json_object_new_object();
+
+		json_object_object_foreach(o, k, v) {
+			bool is_pol = false;
+
+			for (unsigned i = 0; i < 3; i++)
+				is_pol |= strcmp(k, pol_keys[i]) == 0;
+			if (!is_pol)
+				json_object_object_add(copy, k, json_object_get(v));
+		}
+		if (json_dispatch(copy, agent_fields, b, false) < 0) {
+			json_object_put(copy);
+			http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+			goto out;
+		}
+		json_object_put(copy);
+	}
+	if (add && (!b->id || !b->address)) {
+		http_error(resp, 400, "bad_request", "fields 'id' and 'address' are required");
+		goto out;
+	}
+	if (!add && b->id) {
+		http_error(resp, 400, "bad_request", "field 'id': an agent's id cannot change");
+		goto out;
+	}
+	if (b->address && !valid_address(b->address)) {
+		http_error(resp, 400, "bad_request", "field 'address': expected HOST:PORT or [IPv6]:PORT");
+		goto out;
+	}
+	if (b->interval != -1 && (b->interval < 0 || b->interval > VERIFIER_MAX_INTERVAL)) {
+		http_error(resp, 400, "bad_request", "field 'interval': seconds, 0 to %d", VERIFIER_MAX_INTERVAL);
+		goto out;
+	}
+	if (b->bank) {
+		uint16_t alg = kq_hash_from_name(b->bank);
+
+		if (!alg || alg == KQ_ALG_SM3_256) {
+			http_error(resp, 400, "bad_request", "field 'bank': sha1, sha256, sha384 or sha512");
+			goto out;
+		}
+	}
+	if (b->stop && b->resume) {
+		http_error(resp, 400, "bad_request", "'stop' and 'resume' together");
+		goto out;
+	}
+	spec->address = b->address;
+	spec->interval = b->interval;
+	spec->bank = b->bank;
+	spec->stop = b->stop;
+	spec->resume = b->resume;
+	ok = true;
+out:
+	json_object_put(rest);
+	return ok;
+}
+
+/* Fetches the host's AK from the registrar. 502 answered on error. */
+static bool fetch_ak(struct verifier *v, struct http_response *resp, const char *id, uint8_t **ret, size_t *ret_len)
+{
+	_cleanup_free_ char *url = NULL;
+	struct json_object *body = NULL, *kind, *ak, *e, *m;
+	struct tpm_key key = {};
+	long status = 0;
+	bool ok = false;
+	int r;
+
+	if (!v->cfg->registrar_url) {
+		http_error(resp, 502, "registrar", "no [registrar] url is configured");
+		return false;
+	}
+	if (asprintf(&url, "%s/v1/agents/%s", v->cfg->registrar_url, id) < 0) {
+		http_error(resp, 500, "internal", "out of memory");
+		return false;
+	}
+	r = http_request_json(&v->registrar_client, "GET", url, NULL, &status, &body);
+	if (r < 0) {
+		http_error(resp, 502, "registrar", "the registrar cannot be reached: %s", kq_errmsg());
+		return false;
+	}
+	if (status == 404) {
+		http_error(resp, 404, "not_found", "agent %s is not enrolled at the registrar", id);
+		goto out;
+	}
+	if (status != 200 || !body) {
+		const char *msg = body && json_object_object_get_ex(body, "error", &e) &&
+					  json_object_object_get_ex(e, "message", &m) ? json_object_get_string(m) : "no reason";
+
+		http_error(resp, 502, "registrar", "the registrar answered %ld: %s", status, msg);
+		goto out;
+	}
+	if (!json_object_object_get_ex(body, "kind", &kind) || !json_object_is_type(kind, json_type_string) ||
+	    strcmp(json_object_get_string(kind), "host") != 0) {
+		http_error(resp, 409, "not_a_host", "agent %s is not enrolled as a host", id);
+		goto out;
+	}
+	if (!json_object_object_get_ex(body, "ak_pub", &ak) || !json_object_is_type(ak, json_type_string) ||
+	    kq_base64_decode(json_object_get_string(ak), TPM_MAX_BLOB, ret, ret_len) < 0) {
+		http_error(resp, 502, "registrar", "the registrar's answer has no valid ak_pub");
+		goto out;
+	}
+	if (tpm_key_load(*ret, *ret_len, &key) < 0) {
+		http_error(resp, 502, "registrar", "the registrar's AK does not load: %s", kq_errmsg());
+		free(TAKE_PTR(*ret));
+		goto out;
+	}
+	tpm_key_clear(&key);
+	ok = true;
+out:
+	json_object_put(body);
+	return ok;
+}
+
+static void handle_add(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct verifier *v = ud;
+	struct agent_body b = {};
+	struct agent_spec spec = {};
+	struct json_object *o = parse(req, resp), *out;
+	_cleanup_free_ uint8_t *ak = NULL;
+	size_t ak_len = 0;
+	int r;
+
+	if (!o)
+		return;
+	if (!agent_spec(resp, o, &b, &spec, true))
+		goto out;
+	if (!verifier_valid_id(b.id)) {
+		http_error(resp, 400, "bad_request", "field 'id': not a UUID");
+		goto out;
+	}
+	if (spec.stop || spec.resume) {
+		http_error(resp, 400, "bad_request", "'stop' and 'resume' are for PATCH");
+		goto out;
+	}
+	if (spec.interval < 0)
+		spec.interval = (int64_t)v->cfg->interval;
+	if (!spec.bank)
+		spec.bank = "sha256";
+	/* a missing or wrong policy is refused before asking the registrar */
+	for (unsigned i = 0; i < 3; i++) {
+		struct policy *p = NULL;
+
+		if (!spec.policy[i] || !spec.policy[i][0])
+			continue;
+		r = policies_get(v->policies, spec.policy[i], &p);
+		if (r < 0) {
+			fail(resp, r);
+			goto out;
+		}
+		policy_unref(p);
+	}
+	if (!fetch_ak(v, resp, b.id, &ak, &ak_len))
+		goto out;
+	spec.ak = ak;
+	spec.ak_len = ak_len;
+	r = store_agent_insert(v->db, b.id, &spec);
+	if (r < 0) {
+		fail(resp, r);
+		goto out;
+	}
+	loop_changed(v->loop, b.id);
+	log_info(MOD, "agent %s (%s) added by %s", b.id, spec.address, req->client_subject ? req->client_subject : "?");
+	if (store_agent_json(v->db, b.id, &out) < 0)
+		fail(resp, -EIO);
+	else
+		ok_json(resp, 201, out);
+out:
+	json_dispatch_free(agent_fields, &b);
+	json_object_put(o);
+}
+
+static void handle_list(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct verifier *v = ud;
+	struct json_object *l, *out;
+	int r = store_agents_json(v->db, &l);
+
+	(void)req;
+	if (r < 0) {
+		fail(resp, r);
+		return;
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "agents", l);
+	ok_json(resp, 200, out);
+}
+
+static void handle_agent(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct verifier *v = ud;
+	char id[VERIFIER_ID_LEN + 2];
+	const char *rest;
+	struct json_object *out = NULL;
+	int r;
+
+	if (!split(req->path, "/v1/agents/", id, sizeof(id), &rest) || !verifier_valid_id(id)) {
+		http_error(resp, 404, "not_found", "no such resource (agent ids are UUIDs)");
+		return;
+	}
+	if (strcmp(rest, "/history") == 0 && strcmp(req->method, "GET") == 0) {
+		struct json_object *h;
+
+		r = store_history_json(v->db, id, &h);
+		if (r < 0) {
+			fail(resp, r);
+			return;
+		}
+		out = json_object_new_object();
+		json_object_object_add(out, "id", json_object_new_string(id));
+		json_object_object_add(out, "history", h);
+		ok_json(resp, 200, out);
+		return;
+	}
+	if (rest[0]) {
+		http_error(resp, 404, "not_found", "no such resource");
+		return;
+	}
+	if (strcmp(req->method, "DELETE") == 0) {
+		r = store_agent_delete(v->db, id);
+		if (r < 0) {
+			fail(resp, r);
+			return;
+		}
+		loop_changed(v->loop, id);
+		log_info(MOD, "agent %s deleted by %s", id, req->client_subject ? req->client_subject : "?");
+		out = json_object_new_object();
+		json_object_object_add(out, "id", json_object_new_string(id));
+		json_object_object_add(out, "deleted", json_object_new_boolean(true));
+		ok_json(resp, 200, out);
+		return;
+	}
+	if (strcmp(req->method, "PATCH") == 0) {
+		struct agent_body b = {};
+		struct agent_spec spec = {};
+		struct json_object *o = parse(req, resp);
+
+		if (!o)
+			return;
+		if (agent_spec(resp, o, &b, &spec, false)) {
+			r = store_agent_patch(v->db, v->notifier, id, &spec);
+			if (r < 0) {
+				fail(resp, r);
+			} else {
+				loop_changed(v->loop, id);
+				log_info(MOD, "agent %s updated by %s%s", id,
+					 req->client_subject ? req->client_subject : "?",
+					 spec.stop ? " (stopped)" : spec.resume ? " (resumed)" : "");
+				out = NULL;
+			}
+		}
+		json_dispatch_free(agent_fields, &b);
+		json_object_put(o);
+		if (resp->status)
+			return;
+	}
+	r = store_agent_json(v->db, id, &out);
+	if (r < 0) {
+		fail(resp, r);
+		return;
+	}
+	ok_json(resp, 200, out);
+}
+
+/* ---- policies ---- */
+
+struct policy_body {
+	char *name, *kind;
+	struct json_bytes document;
+};
+
+static const struct json_field policy_fields[] = {
+	{ "name", JSON_STRING, true, VERIFIER_NAME_MAX, offsetof(struct policy_body, name) },
+	{ "kind", JSON_STRING, true, 8, offsetof(struct policy_body, kind) },
+	{ "document", JSON_BASE64, true, MAX_DOCUMENT, offsetof(struct policy_body, document) },
+	{}
+};
+
+static void handle_policy_add(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct verifier *v = ud;
+	struct policy_body b = {};
+	struct json_object *o = parse(req, resp), *out;
+	struct policy *p = NULL;
+	_cleanup_free_ char *summary = NULL;
+	enum policy_kind kind;
+	int r;
+
+	if (!o)
+		return;
+	if (json_dispatch(o, policy_fields, &b, false) < 0) {
+		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		goto out;
+	}
+	if (!verifier_valid_name(b.name)) {
+		http_error(resp, 400, "bad_request", "field 'name': 1-64 characters of A-Z a-z 0-9 . _ -");
+		goto out;
+	}
+	if (policy_kind_from_name(b.kind, &kind) < 0) {
+		http_error(resp, 400, "bad_request", "field 'kind': pcr, mb or ima");
+		goto out;
+	}
+	r = policy_compile(v->policies, kind, b.document.data, b.document.len, &p, &summary);
+	if (r == -ENOMEM) {
+		fail(resp, r);
+		goto out;
+	}
+	if (r < 0) {
+		http_error(resp, 400, "bad_policy", "%s", kq_errmsg());
+		goto out;
+	}
+	policy_unref(p);
+	r = store_policy_insert(v->db, b.name, b.kind, b.document.data, b.document.len, summary);
+	if (r < 0) {
+		fail(resp, r);
+		goto out;
+	}
+	log_info(MOD, "policy %s (%s) added by %s", b.name, b.kind, req->client_subject ? req->client_subject : "?");
+	if (store_policy_json(v->db, b.name, false, &out) < 0)
+		fail(resp, -EIO);
+	else
+		ok_json(resp, 201, out);
+out:
+	json_dispatch_free(policy_fields, &b);
+	json_object_put(o);
+}
+
+static void handle_policy_list(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct verifier *v = ud;
+	struct json_object *l, *out;
+	int r = store_policies_json(v->db, &l);
+
+	(void)req;
+	if (r < 0) {
+		fail(resp, r);
+		return;
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "policies", l);
+	ok_json(resp, 200, out);
+}
+
+static void handle_policy(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct verifier *v = ud;
+	char name[VERIFIER_NAME_MAX + 2];
+	const char *rest;
+	struct json_object *out;
+	int r;
+
+	if (!split(req->path, "/v1/policies/", name, sizeof(name), &rest) || rest[0] || !verifier_valid_name(name)) {
+		http_error(resp, 404, "not_found", "no such resource");
+		return;
+	}
+	if (strcmp(req->method, "DELETE") == 0) {
+		r = store_policy_delete(v->db, name);
+		if (r < 0) {
+			fail(resp, r);
+			return;
+		}
+		policies_forget(v->policies, name);
+		log_info(MOD, "policy %s deleted by %s", name, req->client_subject ? req->client_subject : "?");
+		out = json_object_new_object();
+		json_object_object_add(out, "name", json_object_new_string(name));
+		json_object_object_add(out, "deleted", json_object_new_boolean(true));
+		ok_json(resp, 200, out);
+		return;
+	}
+	r = store_policy_json(v->db, name, true, &out);
+	if (r < 0) {
+		fail(resp, r);
+		return;
+	}
+	ok_json(resp, 200, out);
+}
+
+static const struct http_route routes[] = {
+	{ "POST", "/v1/agents", true, handle_add },
+	{ "GET", "/v1/agents", true, handle_list },
+	{ "GET", "/v1/agents/*", true, handle_agent },
+	{ "PATCH", "/v1/agents/*", true, handle_agent },
+	{ "DELETE", "/v1/agents/*", true, handle_agent },
+	{ "POST", "/v1/policies", true, handle_policy_add },
+	{ "GET", "/v1/policies", true, handle_policy_list },
+	{ "GET", "/v1/policies/*", true, handle_policy },
+	{ "DELETE", "/v1/policies/*", true, handle_policy },
+};
+
+const struct http_route *verifier_routes(size_t *ret_n)
+{
+	*ret_n = ARRAY_SIZE(routes);
+	return routes;
+}

@@ -1,0 +1,795 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The attestation loop: one thread, one libcurl multi handle. Every round
+ * and every webhook delivery is a transfer on it, so a slow or dead host
+ * only holds its own connection. Connections (and TLS sessions) are kept in
+ * the multi handle's cache and reused from round to round.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/rand.h>
+
+#include "json/json.h"
+#include "log/log.h"
+#include "tpm/tpm.h"
+#include "verifier.h"
+
+#define MOD "attest"
+#define TICK_MS 1000
+#define MAX_DELIVERIES 32
+#define DELIVERY_TIMEOUT_MS 10000
+
+struct agent_rt {
+	struct agent_row row;
+	struct tpm_key ak;
+	struct policy *pol[3];   /* pcr, mb, ima */
+	char load_error[256];    /* why the AK or a policy could not be loaded, "" if fine */
+	int64_t due_ms;
+	unsigned failures;       /* transport failures in a row */
+	bool from_zero;          /* this round asks for the IMA list from entry 0 */
+	struct transfer *xfer;   /* the round in flight, or NULL */
+};
+
+enum xfer_kind { XFER_ROUND, XFER_DELIVERY };
+
+struct transfer {
+	enum xfer_kind kind;
+	CURL *easy;
+	char *body;
+	uint8_t *buf;
+	size_t len, cap, max;
+	bool too_big;
+	/* a round */
+	struct agent_rt *agent;
+	uint8_t nonce[VERIFIER_NONCE_LEN];
+	TPML_PCR_SELECTION asked;
+	uint64_t ima_offset;
+	/* a delivery */
+	int64_t event_seq;
+	char *webhook;
+	int64_t attempts;
+};
+
+struct loop {
+	const struct verifier_config *cfg;
+	struct db *db;
+	struct policies *ps;
+	struct notifier *nt;
+	CURLM *multi;
+	struct curl_slist *headers;
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+
+	pthread_mutex_t lock;     /* guards changed */
+	char **changed;
+	size_t n_changed, cap_changed;
+	bool reload_all;
+
+	struct agent_rt **agents;
+	size_t n_agents, cap_agents;
+	size_t in_flight;
+
+	struct transfer *deliveries[MAX_DELIVERIES];
+	size_t n_deliveries;
+	int64_t next_outbox_ms;
+};
+
+/* ---- agents in memory ---- */
+
+static void agent_rt_free(struct agent_rt *a)
+{
+	if (!a)
+		return;
+	agent_row_clear(&a->row);
+	tpm_key_clear(&a->ak);
+	for (unsigned i = 0; i < 3; i++)
+		policy_unref(a->pol[i]);
+	free(a);
+}
+
+static struct agent_rt *find_agent(struct loop *l, const char *id, size_t *ret_idx)
+{
+	for (size_t i = 0; i < l->n_agents; i++)
+		if (strcmp(l->agents[i]->row.id, id) == 0) {
+			if (ret_idx)
+				*ret_idx = i;
+			return l->agents[i];
+		}
+	return NULL;
+}
+
+static void xfer_free(struct transfer *x)
+{
+	if (!x)
+		return;
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	free(x->body);
+	free(x->buf);
+	free(x->webhook);
+	free(x);
+}
+
+static void cancel_round(struct loop *l, struct agent_rt *a)
+{
+	if (!a->xfer)
+		return;
+	curl_multi_remove_handle(l->multi, a->xfer->easy);
+	xfer_free(a->xfer);
+	a->xfer = NULL;
+	l->in_flight--;
+}
+
+static void drop_agent(struct loop *l, size_t idx)
+{
+	struct agent_rt *a = l->agents[idx];
+
+	cancel_round(l, a);
+	agent_rt_free(a);
+	l->agents[idx] = l->agents[--l->n_agents];
+}
+
+/* Loads (or reloads) one agent from the database; drops it if it is gone. */
+static void reload_agent(struct loop *l, const char *id)
+{
+	struct agent_rt *a = calloc(1, sizeof(*a)), *old;
+	const char *names[3];
+	size_t idx;
+	int r;
+
+	if (!a) {
+		log_error(MOD, "agent %s: out of memory", id);
+		return;
+	}
+	old = find_agent(l, id, &idx);
+	r = store_agent_load(l->db, id, &a->row);
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_error(MOD, "agent %s: %s", id, kq_errmsg());
+		agent_rt_free(a);
+		if (old)
+			drop_agent(l, idx);
+		return;
+	}
+	if (tpm_key_load(a->row.ak, a->row.ak_len, &a->ak) < 0)
+		snprintf(a->load_error, sizeof(a->load_error), "the stored AK does not load: %s", kq_errmsg());
+	names[0] = a->row.pcr_policy;
+	names[1] = a->row.mb_policy;
+	names[2] = a->row.ima_policy;
+	for (unsigned i = 0; i < 3 && !a->load_error[0]; i++)
+		if (names[i][0] && policies_get(l->ps, names[i], &a->pol[i]) < 0)
+			snprintf(a->load_error, sizeof(a->load_error), "%s", kq_errmsg());
+
+	if (old) {
+		/* a round begun under the old settings must not report under the new ones */
+		cancel_round(l, old);
+		a->failures = old->row.state == a->row.state ? old->failures : 0;
+		a->due_ms = old->row.generation == a->row.generation ? old->due_ms : verifier_mono_ms();
+		agent_rt_free(old);
+		l->agents[idx] = a;
+	} else {
+		if (l->n_agents == l->cap_agents) {
+			size_t cap = l->cap_agents ? l->cap_agents * 2 : 64;
+			struct agent_rt **n = reallocarray(l->agents, cap, sizeof(*n));
+
+			if (!n) {
+				log_error(MOD, "agent %s: out of memory", id);
+				agent_rt_free(a);
+				return;
+			}
+			l->agents = n;
+			l->cap_agents = cap;
+		}
+		a->due_ms = verifier_mono_ms();
+		l->agents[l->n_agents++] = a;
+	}
+}
+
+void loop_changed(struct loop *l, const char *id)
+{
+	char *c = strdup(id);
+
+	pthread_mutex_lock(&l->lock);
+	if (c && l->n_changed == l->cap_changed) {
+		size_t cap = l->cap_changed ? l->cap_changed * 2 : 16;
+		char **n = reallocarray(l->changed, cap, sizeof(*n));
+
+		if (n) {
+			l->changed = n;
+			l->cap_changed = cap;
+		}
+	}
+	if (c && l->n_changed < l->cap_changed)
+		l->changed[l->n_changed++] = c;
+	else {
+		free(c);
+		l->reload_all = true;
+	}
+	pthread_mutex_unlock(&l->lock);
+	curl_multi_wakeup(l->multi);
+}
+
+static void reload_all(struct loop *l)
+{
+	char **ids = NULL;
+	size_t n = 0;
+
+	if (store_agent_ids(l->db, &ids, &n) < 0) {
+		log_error(MOD, "cannot list agents: %s", kq_errmsg());
+		return;
+	}
+	/* drop agents that are gone, then (re)load every stored one */
+	for (size_t i = l->n_agents; i-- > 0;) {
+		bool found = false;
+
+		for (size_t j = 0; j < n && !found; j++)
+			found = strcmp(ids[j], l->agents[i]->row.id) == 0;
+		if (!found)
+			drop_agent(l, i);
+	}
+	for (size_t j = 0; j < n; j++) {
+		reload_agent(l, ids[j]);
+		free(ids[j]);
+	}
+	free(ids);
+}
+
+static void apply_changes(struct loop *l)
+{
+	char **ids;
+	size_t n;
+	bool all;
+
+	pthread_mutex_lock(&l->lock);
+	ids = l->changed;
+	n = l->n_changed;
+	all = l->reload_all;
+	l->changed = NULL;
+	l->n_changed = l->cap_changed = 0;
+	l->reload_all = false;
+	pthread_mutex_unlock(&l->lock);
+	if (all)
+		reload_all(l);
+	for (size_t i = 0; i < n; i++) {
+		if (!all)
+			reload_agent(l, ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+/* ---- recording outcomes ---- */
+
+static struct json_object *reason(const char *component, const char *code, int64_t index, const char *msg)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "component", json_object_new_string(component));
+	json_object_object_add(o, "code", json_object_new_string(code));
+	json_object_object_add(o, "index", json_object_new_int64(index));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	return o;
+}
+
+/* Writes the outcome; the in-memory row follows only if the database took it. */
+static void record(struct loop *l, struct agent_rt *a, enum agent_state state, bool evaluated, bool pass,
+		   struct json_object *reasons, const struct attest_state *st)
+{
+	struct round_result res = {
+		.state = state, .evaluated = evaluated, .pass = pass, .reasons = reasons, .st = st,
+		.history_max = l->cfg->history_max,
+	};
+	bool changed = false;
+	int r = store_round(l->db, l->nt, a->row.id, a->row.generation, &res, &changed);
+
+	if (r == -ESTALE || r == -ENOENT) {
+		loop_changed(l, a->row.id);
+		return;
+	}
+	if (r < 0) {
+		log_error(MOD, "agent %s: cannot record the round: %s", a->row.id, kq_errmsg());
+		return;
+	}
+	if (changed) {
+		struct json_object *first = json_object_array_length(reasons) ? json_object_array_get_idx(reasons, 0) : NULL;
+		struct json_object *m = NULL;
+
+		if (first)
+			json_object_object_get_ex(first, "message", &m);
+		log_msg(state == AGENT_ATTESTING ? LOG_INFO : LOG_WARN, MOD, "agent %s: %s -> %s%s%s", a->row.id,
+			agent_state_name(a->row.state), agent_state_name(state), m ? ": " : "",
+			m ? json_object_get_string(m) : "");
+		l->next_outbox_ms = 0;
+	}
+	a->row.state = state;
+	if (st) {
+		*a->row.st = *st;
+		a->row.have_state = true;
+	}
+}
+
+static void transport_failure(struct loop *l, struct agent_rt *a, const char *code, const char *fmt, ...)
+	_printf_(4, 5);
+
+static void transport_failure(struct loop *l, struct agent_rt *a, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	int64_t cap_ms = (int64_t)(a->row.interval ? a->row.interval : 1) * 1000;
+	int64_t backoff;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	a->failures++;
+	backoff = (int64_t)1000 << (a->failures - 1 < 16 ? a->failures - 1 : 16);
+	a->due_ms = verifier_mono_ms() + (backoff < cap_ms ? backoff : cap_ms);
+	log_debug(MOD, "agent %s: attempt %u failed: %s", a->row.id, a->failures, msg);
+	if (a->failures > l->cfg->retries || a->row.state == AGENT_UNREACHABLE) {
+		struct json_object *rs = json_object_new_array();
+
+		json_object_array_add(rs, reason("transport", code, -1, msg));
+		record(l, a, AGENT_UNREACHABLE, false, false, rs, NULL);
+		json_object_put(rs);
+	}
+}
+
+/* ---- rounds ---- */
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct transfer *x = ud;
+	size_t n = size * nmemb;
+
+	if (n > x->max - x->len) {
+		x->too_big = true;
+		return 0;
+	}
+	if (kq_buf_reserve(&x->buf, &x->cap, x->len + n + 1, x->max + 1) < 0)
+		return 0;
+	memcpy(x->buf + x->len, ptr, n);
+	x->len += n;
+	x->buf[x->len] = 0;
+	return n;
+}
+
+static CURL *new_easy(struct loop *l, struct transfer *x, const char *url, const char *ca, long timeout_ms)
+{
+	CURL *e = curl_easy_init();
+
+	if (!e)
+		return NULL;
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CAINFO, ca) != CURLE_OK ||
+	    (l->cfg->tls_cert && curl_easy_setopt(e, CURLOPT_SSLCERT, l->cfg->tls_cert) != CURLE_OK) ||
+	    (l->cfg->tls_key && curl_easy_setopt(e, CURLOPT_SSLKEY, l->cfg->tls_key) != CURLE_OK) ||
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK) {
+		curl_easy_cleanup(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void add_pcr(TPML_PCR_SELECTION *sel, uint16_t alg, uint32_t mask)
+{
+	TPMS_PCR_SELECTION *s = NULL;
+
+	for (uint32_t i = 0; i < sel->count; i++)
+		if (sel->pcrSelections[i].hash == alg)
+			s = &sel->pcrSelections[i];
+	if (!s) {
+		if (sel->count >= TPM_MAX_BANKS)
+			return;
+		s = &sel->pcrSelections[sel->count++];
+		s->hash = alg;
+		s->sizeofSelect = 3;
+	}
+	for (unsigned b = 0; b < 3; b++)
+		s->pcrSelect[b] |= (uint8_t)(mask >> (8 * b));
+}
+
+/* PCRs 0-10 in the agent's bank, plus whatever the static policy names. */
+static void selection(const struct agent_rt *a, TPML_PCR_SELECTION *sel)
+{
+	memset(sel, 0, sizeof(*sel));
+	add_pcr(sel, a->row.bank, 0x7ffu);
+	if (a->pol[0]) {
+		const struct tpm_pcrs *p = policy_pcrs(a->pol[0]);
+
+		for (size_t b = 0; b < p->nbanks; b++)
+			add_pcr(sel, p->bank[b].alg, p->bank[b].mask);
+	}
+}
+
+static struct json_object *selection_json(const TPML_PCR_SELECTION *sel)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (uint32_t i = 0; i < sel->count; i++) {
+		struct json_object *arr = json_object_new_array();
+
+		for (unsigned p = 0; p < TPM_NUM_PCRS; p++)
+			if (sel->pcrSelections[i].pcrSelect[p / 8] & (1u << (p % 8)))
+				json_object_array_add(arr, json_object_new_int((int)p));
+		json_object_object_add(o, kq_hash_name(sel->pcrSelections[i].hash), arr);
+	}
+	return o;
+}
+
+static void start_round(struct loop *l, struct agent_rt *a)
+{
+	struct transfer *x = calloc(1, sizeof(*x));
+	struct json_object *req;
+	char url[VERIFIER_ADDRESS_MAX + 32];
+	char hex[2 * VERIFIER_NONCE_LEN + 1];
+
+	if (!x || RAND_bytes(x->nonce, sizeof(x->nonce)) != 1) {
+		free(x);
+		log_error(MOD, "agent %s: cannot start a round (no memory or randomness)", a->row.id);
+		a->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	x->kind = XFER_ROUND;
+	x->agent = a;
+	x->max = VERIFIER_MAX_EVIDENCE;
+	selection(a, &x->asked);
+	x->ima_offset = a->from_zero || !a->row.have_state ? 0 : a->row.st->ima.next_index;
+	kq_hex_encode(x->nonce, sizeof(x->nonce), hex);
+	req = json_object_new_object();
+	json_object_object_add(req, "nonce", json_object_new_string(hex));
+	json_object_object_add(req, "pcrs", selection_json(&x->asked));
+	json_object_object_add(req, "ima_offset", json_object_new_uint64(x->ima_offset));
+	json_object_object_add(req, "agent_id", json_object_new_string(a->row.id));
+	x->body = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	snprintf(url, sizeof(url), "https://%s/v1/quote", a->row.address);
+	if (!x->body || !(x->easy = new_easy(l, x, url, l->cfg->tls_ca, (long)l->cfg->timeout_ms)) ||
+	    curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
+		xfer_free(x);
+		log_error(MOD, "agent %s: cannot start a round", a->row.id);
+		a->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	a->xfer = x;
+	l->in_flight++;
+}
+
+static const char *curl_code(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return "timeout";
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CIPHER:
+		return "tls";
+	case CURLE_WRITE_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		return "bad_response";
+	default:
+		return "connect";
+	}
+}
+
+/* "code: message" of an agent's JSON error, or a placeholder. */
+static void agent_error(struct json_object *body, char *code, size_t code_n, char *msg, size_t msg_n)
+{
+	struct json_object *e, *c, *m;
+
+	snprintf(code, code_n, "?");
+	snprintf(msg, msg_n, "no reason given");
+	if (body && json_object_object_get_ex(body, "error", &e) && json_object_is_type(e, json_type_object)) {
+		if (json_object_object_get_ex(e, "code", &c) && json_object_is_type(c, json_type_string))
+			snprintf(code, code_n, "%s", json_object_get_string(c));
+		if (json_object_object_get_ex(e, "message", &m) && json_object_is_type(m, json_type_string))
+			snprintf(msg, msg_n, "%s", json_object_get_string(m));
+	}
+}
+
+static void evaluate(struct loop *l, struct agent_rt *a, struct transfer *x, struct json_object *ev)
+{
+	struct attest_policy pol = {
+		.static_pcrs = a->pol[0] ? policy_pcrs(a->pol[0]) : NULL,
+		.mb = a->pol[1] ? policy_mb(a->pol[1]) : NULL,
+		.ima = a->pol[2] ? policy_ima(a->pol[2]) : NULL,
+	};
+	_cleanup_free_ struct attest_state *st = malloc(sizeof(*st));
+	_cleanup_free_ struct attest_verdict *v = malloc(sizeof(*v));
+	struct json_object *rs, *bid;
+	int r;
+
+	if (!st || !v) {
+		log_error(MOD, "agent %s: out of memory", a->row.id);
+		return;
+	}
+	*st = *a->row.st;
+	if (!a->row.have_state)
+		memset(st, 0, sizeof(*st));
+
+	/* a new boot restarts the IMA list: ask for all of it before judging (the quote still decides) */
+	if (!a->from_zero && x->ima_offset > 0 && st->have_quote &&
+	    json_object_object_get_ex(ev, "boot_id", &bid) && json_object_is_type(bid, json_type_string) &&
+	    strcmp(json_object_get_string(bid), st->boot_id) != 0) {
+		log_info(MOD, "agent %s: new boot, asking for the IMA list from its start", a->row.id);
+		a->from_zero = true;
+		a->due_ms = verifier_mono_ms();
+		return;
+	}
+	a->from_zero = false;
+	a->failures = 0;
+	a->due_ms = verifier_mono_ms() + (int64_t)a->row.interval * 1000;
+
+	r = attest_host(&pol, a->ak.pkey, x->nonce, sizeof(x->nonce), &x->asked, ev, st, v);
+	if (r < 0) {
+		log_error(MOD, "agent %s: evaluation failed: %s", a->row.id, kq_errmsg());
+		a->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	rs = json_object_new_array();
+	for (size_t i = 0; i < v->n_failures; i++) {
+		const struct attest_failure *f = &v->failures[i];
+
+		json_object_array_add(rs, reason(f->component, f->code, f->index, f->message));
+	}
+	if (v->truncated)
+		json_object_array_add(rs, reason("verdict", "more_failures", -1, "more failures were found than recorded"));
+	record(l, a, v->pass ? AGENT_ATTESTING : AGENT_FAILED, true, v->pass, rs, v->pass ? st : NULL);
+	json_object_put(rs);
+}
+
+static void finish_round(struct loop *l, struct transfer *x, CURLcode cc)
+{
+	struct agent_rt *a = x->agent;
+	struct json_object *body = NULL;
+	char code[64], msg[512];
+	long status = 0;
+
+	a->xfer = NULL;
+	l->in_flight--;
+	if (cc != CURLE_OK) {
+		transport_failure(l, a, x->too_big ? "bad_response" : curl_code(cc), "%s%s",
+				  x->too_big ? "evidence over the size limit; " : "", curl_easy_strerror(cc));
+		return;
+	}
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (json_parse_body(x->buf ? x->buf : (const uint8_t *)"", x->len, VERIFIER_MAX_EVIDENCE, 8, &body) < 0)
+		body = NULL;
+	if (status == 409) {
+		agent_error(body, code, sizeof(code), msg, sizeof(msg));
+		if (strcmp(code, "ima_offset_ahead") == 0 && !a->from_zero) {
+			/* the list is shorter than our position: a reboot; ask from its start now */
+			a->from_zero = true;
+			a->due_ms = verifier_mono_ms();
+			json_object_put(body);
+			return;
+		}
+	}
+	if (status != 200) {
+		agent_error(body, code, sizeof(code), msg, sizeof(msg));
+		transport_failure(l, a, "agent_error", "the host agent answered %ld %s: %s", status, code, msg);
+	} else if (!body) {
+		struct json_object *rs = json_object_new_array();
+
+		a->failures = 0;
+		a->due_ms = verifier_mono_ms() + (int64_t)a->row.interval * 1000;
+		json_object_array_add(rs, reason("quote", "malformed", -1, "the evidence is not a JSON document"));
+		record(l, a, AGENT_FAILED, true, false, rs, NULL);
+		json_object_put(rs);
+	} else {
+		evaluate(l, a, x, body);
+	}
+	json_object_put(body);
+}
+
+static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
+{
+	for (size_t i = 0; i < l->n_agents; i++) {
+		struct agent_rt *a = l->agents[i];
+
+		if (a->xfer || (a->row.state != AGENT_ATTESTING && a->row.state != AGENT_UNREACHABLE))
+			continue;
+		if (a->load_error[0]) {
+			struct json_object *rs = json_object_new_array();
+
+			json_object_array_add(rs, reason("policy", "unavailable", -1, a->load_error));
+			record(l, a, AGENT_FAILED, false, false, rs, NULL);
+			json_object_put(rs);
+			continue;
+		}
+		if (a->due_ms > now) {
+			if (a->due_ms < *next_ms)
+				*next_ms = a->due_ms;
+			continue;
+		}
+		if (l->in_flight >= l->cfg->max_concurrent) {
+			*next_ms = now;
+			break;
+		}
+		start_round(l, a);
+	}
+}
+
+/* ---- webhook deliveries ---- */
+
+static void start_deliveries(struct loop *l, int64_t now_ms)
+{
+	struct outbox_item *items = NULL;
+	int64_t skip[MAX_DELIVERIES];
+	size_t n = 0, room = MAX_DELIVERIES - l->n_deliveries;
+
+	if (now_ms < l->next_outbox_ms || room == 0)
+		return;
+	l->next_outbox_ms = now_ms + TICK_MS;
+	for (size_t i = 0; i < l->n_deliveries; i++)
+		skip[i] = l->deliveries[i]->event_seq;
+	if (store_outbox_due(l->db, verifier_now(), room, skip, l->n_deliveries, &items, &n) < 0) {
+		log_error("notify", "cannot read the outbox: %s", kq_errmsg());
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct transfer *x = calloc(1, sizeof(*x));
+
+		if (!x)
+			break;
+		x->kind = XFER_DELIVERY;
+		x->max = 64 * 1024;
+		x->event_seq = items[i].event_seq;
+		x->attempts = items[i].attempts;
+		x->webhook = TAKE_PTR(items[i].webhook);
+		x->body = TAKE_PTR(items[i].body);
+		if (!(x->easy = new_easy(l, x, x->webhook, l->cfg->notify_ca ? l->cfg->notify_ca : l->cfg->tls_ca,
+					 DELIVERY_TIMEOUT_MS)) ||
+		    curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
+			xfer_free(x);
+			continue;
+		}
+		l->deliveries[l->n_deliveries++] = x;
+	}
+	outbox_items_free(items, n);
+}
+
+static void finish_delivery(struct loop *l, struct transfer *x, CURLcode cc)
+{
+	long status = 0;
+	bool ok, dropped = false;
+	int64_t delay;
+
+	for (size_t i = 0; i < l->n_deliveries; i++)
+		if (l->deliveries[i] == x) {
+			l->deliveries[i] = l->deliveries[--l->n_deliveries];
+			break;
+		}
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	ok = cc == CURLE_OK && status >= 200 && status < 300;
+	delay = (int64_t)1 << (x->attempts < 8 ? x->attempts : 8);
+	if (store_outbox_done(l->db, x->event_seq, x->webhook, ok, verifier_now() + delay, l->cfg->max_attempts,
+			      &dropped) < 0)
+		log_error("notify", "cannot update the outbox: %s", kq_errmsg());
+	if (!ok)
+		log_warn("notify", "event %" PRId64 " to %s: %s%s", x->event_seq, x->webhook,
+			 cc != CURLE_OK ? curl_easy_strerror(cc) : "answered with a non-2xx status",
+			 dropped ? "; given up after [notify] max_attempts" : "; will retry");
+	else
+		l->next_outbox_ms = 0; /* more may be waiting */
+}
+
+/* ---- the thread ---- */
+
+static void *run(void *ud)
+{
+	struct loop *l = ud;
+
+	reload_all(l);
+	log_info(MOD, "attesting %zu agents", l->n_agents);
+	while (!atomic_load(&l->stop)) {
+		int64_t now = verifier_mono_ms(), next = now + TICK_MS;
+		struct CURLMsg *m;
+		int running, left;
+
+		apply_changes(l);
+		start_rounds(l, now, &next);
+		start_deliveries(l, now);
+		curl_multi_perform(l->multi, &running);
+		while ((m = curl_multi_info_read(l->multi, &left))) {
+			struct transfer *x = NULL;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			curl_multi_remove_handle(l->multi, m->easy_handle);
+			if (!x)
+				continue;
+			if (x->kind == XFER_ROUND)
+				finish_round(l, x, m->data.result);
+			else
+				finish_delivery(l, x, m->data.result);
+			xfer_free(x);
+			next = now; /* finished rounds may have made agents due */
+		}
+		now = verifier_mono_ms();
+		if (next > now)
+			curl_multi_poll(l->multi, NULL, 0, (int)(next - now), NULL);
+	}
+	return NULL;
+}
+
+int loop_new(const struct verifier_config *cfg, struct db *db, struct policies *ps, struct notifier *nt,
+	     struct loop **ret)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return kq_err(-ENOMEM, "out of memory");
+	l->cfg = cfg;
+	l->db = db;
+	l->ps = ps;
+	l->nt = nt;
+	pthread_mutex_init(&l->lock, NULL);
+	l->multi = curl_multi_init();
+	l->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (!l->multi || !l->headers) {
+		loop_free(l);
+		return kq_err(-ENOMEM, "cannot set up libcurl");
+	}
+	curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 10000L);
+	curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cfg->max_concurrent + MAX_DELIVERIES);
+	*ret = l;
+	return 0;
+}
+
+int loop_start(struct loop *l)
+{
+	int r = pthread_create(&l->thread, NULL, run, l);
+
+	if (r != 0)
+		return kq_err(-r, "cannot start the attestation thread");
+	l->started = true;
+	return 0;
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	if (l->started) {
+		atomic_store(&l->stop, true);
+		curl_multi_wakeup(l->multi);
+		pthread_join(l->thread, NULL);
+	}
+	while (l->n_agents)
+		drop_agent(l, l->n_agents - 1);
+	free(l->agents);
+	for (size_t i = 0; i < l->n_deliveries; i++) {
+		curl_multi_remove_handle(l->multi, l->deliveries[i]->easy);
+		xfer_free(l->deliveries[i]);
+	}
+	for (size_t i = 0; i < l->n_changed; i++)
+		free(l->changed[i]);
+	free(l->changed);
+	if (l->multi)
+		curl_multi_cleanup(l->multi);
+	curl_slist_free_all(l->headers);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}

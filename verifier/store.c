@@ -1,0 +1,1049 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The verifier's database: agents, policies, verdict history, the webhook outbox. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "json/json.h"
+#include "verifier.h"
+
+static const char *const migrations[] = {
+	"CREATE TABLE policies ("
+	"  name TEXT PRIMARY KEY, kind TEXT NOT NULL, document BLOB NOT NULL,"
+	"  summary TEXT NOT NULL, created INTEGER NOT NULL);"
+	"CREATE TABLE agents ("
+	"  id TEXT PRIMARY KEY, address TEXT NOT NULL, ak BLOB NOT NULL,"
+	"  interval INTEGER NOT NULL, bank TEXT NOT NULL,"
+	"  pcr_policy TEXT REFERENCES policies(name),"
+	"  mb_policy TEXT REFERENCES policies(name),"
+	"  ima_policy TEXT REFERENCES policies(name),"
+	"  state TEXT NOT NULL, state_since INTEGER NOT NULL, reasons TEXT NOT NULL DEFAULT '[]',"
+	"  verdicts INTEGER NOT NULL DEFAULT 0, passes INTEGER NOT NULL DEFAULT 0,"
+	"  last_verdict_time INTEGER, last_pass_time INTEGER, attest_state BLOB,"
+	"  created INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE history ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
+	"  time INTEGER NOT NULL, state TEXT NOT NULL, pass INTEGER, reasons TEXT NOT NULL);"
+	"CREATE INDEX history_agent ON history(agent_id, seq);"
+	"CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);"
+	"CREATE TABLE deliveries ("
+	"  event_seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,"
+	"  webhook TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL,"
+	"  PRIMARY KEY (event_seq, webhook));"
+	"CREATE INDEX deliveries_due ON deliveries(next_try);",
+};
+
+/* attest_state is stored as its bytes behind this header; another build's layout is not trusted. */
+#define STATE_MAGIC 0x4b515331u /* "KQS1" */
+
+struct state_blob {
+	uint32_t magic;
+	uint32_t size;
+};
+
+static const char *const state_names[] = {
+	[AGENT_ATTESTING] = "attesting",
+	[AGENT_FAILED] = "failed",
+	[AGENT_UNREACHABLE] = "unreachable",
+	[AGENT_STOPPED] = "stopped",
+};
+
+const char *agent_state_name(enum agent_state s)
+{
+	return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+int agent_state_from_name(const char *s, enum agent_state *ret)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(state_names); i++)
+		if (s && strcmp(s, state_names[i]) == 0) {
+			*ret = (enum agent_state)i;
+			return 0;
+		}
+	return kq_err(-EINVAL, "unknown agent state '%s'", s ? s : "(null)");
+}
+
+void agent_row_clear(struct agent_row *r)
+{
+	free(r->ak);
+	free(r->st);
+	memset(r, 0, sizeof(*r));
+}
+
+int store_open(const char *path, struct db **ret)
+{
+	return db_open(path, migrations, ARRAY_SIZE(migrations), ret);
+}
+
+static void copy_col(char *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+struct load_ctx {
+	const char *id;
+	struct agent_row *row;
+};
+
+static int load_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct load_ctx *c = ud;
+	struct agent_row *r = c->row;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	const void *blob;
+	int n, rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT id, address, ak, interval, bank, pcr_policy, mb_policy, ima_policy,"
+			   " state, generation, attest_state FROM agents WHERE id = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "no agent %s", c->id);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "load agent");
+	copy_col(r->id, sizeof(r->id), s, 0);
+	copy_col(r->address, sizeof(r->address), s, 1);
+	n = sqlite3_column_bytes(s, 2);
+	r->ak = malloc(n > 0 ? (size_t)n : 1);
+	if (!r->ak)
+		return kq_err(-ENOMEM, "out of memory");
+	memcpy(r->ak, sqlite3_column_blob(s, 2), (size_t)n);
+	r->ak_len = (size_t)n;
+	r->interval = (uint32_t)sqlite3_column_int64(s, 3);
+	{
+		char bank[16];
+
+		copy_col(bank, sizeof(bank), s, 4);
+		r->bank = kq_hash_from_name(bank);
+	}
+	copy_col(r->pcr_policy, sizeof(r->pcr_policy), s, 5);
+	copy_col(r->mb_policy, sizeof(r->mb_policy), s, 6);
+	copy_col(r->ima_policy, sizeof(r->ima_policy), s, 7);
+	if (agent_state_from_name((const char *)sqlite3_column_text(s, 8), &r->state) < 0)
+		r->state = AGENT_FAILED;
+	r->generation = sqlite3_column_int64(s, 9);
+	r->st = calloc(1, sizeof(*r->st));
+	if (!r->st)
+		return kq_err(-ENOMEM, "out of memory");
+	blob = sqlite3_column_blob(s, 10);
+	n = sqlite3_column_bytes(s, 10);
+	if (blob && (size_t)n == sizeof(struct state_blob) + sizeof(*r->st)) {
+		struct state_blob hdr;
+
+		memcpy(&hdr, blob, sizeof(hdr));
+		if (hdr.magic == STATE_MAGIC && hdr.size == sizeof(*r->st)) {
+			memcpy(r->st, (const uint8_t *)blob + sizeof(hdr), sizeof(*r->st));
+			r->have_state = true;
+		}
+	}
+	return 0;
+}
+
+int store_agent_load(struct db *db, const char *id, struct agent_row *ret)
+{
+	struct agent_row row = {};
+	int r = db_tx(db, load_fn, &(struct load_ctx){ .id = id, .row = &row });
+
+	if (r < 0) {
+		agent_row_clear(&row);
+		return r;
+	}
+	*ret = row;
+	return 0;
+}
+
+struct ids_ctx {
+	char **ids;
+	size_t n;
+};
+
+static int ids_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct ids_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	size_t cap = 0;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT id FROM agents ORDER BY id", &s);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (c->n == cap) {
+			char **n = reallocarray(c->ids, cap ? cap * 2 : 64, sizeof(*n));
+
+			if (!n)
+				return kq_err(-ENOMEM, "out of memory");
+			c->ids = n;
+			cap = cap ? cap * 2 : 64;
+		}
+		c->ids[c->n] = strdup((const char *)sqlite3_column_text(s, 0));
+		if (!c->ids[c->n])
+			return kq_err(-ENOMEM, "out of memory");
+		c->n++;
+	}
+	return rc == SQLITE_DONE ? 0 : db_err(h, rc, "list agents");
+}
+
+int store_agent_ids(struct db *db, char ***ret, size_t *ret_n)
+{
+	struct ids_ctx c = {};
+	int r = db_tx(db, ids_fn, &c);
+
+	if (r < 0) {
+		for (size_t i = 0; i < c.n; i++)
+			free(c.ids[i]);
+		free(c.ids);
+		return r;
+	}
+	*ret = c.ids;
+	*ret_n = c.n;
+	return 0;
+}
+
+/* ---- rounds ---- */
+
+struct round_ctx {
+	const char *id;
+	int64_t gen;
+	const struct round_result *res;
+	struct notifier *nt;
+	bool changed;
+};
+
+static int exec_sql(sqlite3 *h, const char *sql)
+{
+	return db_err(h, sqlite3_exec(h, sql, NULL, NULL, NULL), "sql");
+}
+
+/* Queues the state change as an event to every webhook. */
+static int queue_event(sqlite3 *h, struct round_ctx *c, const char *old_state, int64_t now)
+{
+	const char *const *hooks;
+	size_t n_hooks;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *ins = NULL, *upd = NULL, *del = NULL;
+	_cleanup_free_ char *body = NULL;
+	struct json_object *ev;
+	char when[32];
+	struct tm tm;
+	time_t t = (time_t)now;
+	int64_t seq;
+	int rc;
+
+	hooks = notifier_webhooks(c->nt, &n_hooks);
+	if (n_hooks == 0)
+		return 0;
+	rc = db_prepare(h, "INSERT INTO events (body) VALUES ('')", &ins);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(ins);
+	if (rc != SQLITE_DONE)
+		return db_err(h, rc, "queue event");
+	seq = sqlite3_last_insert_rowid(h);
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string("state_changed"));
+	json_object_object_add(ev, "seq", json_object_new_int64(seq));
+	json_object_object_add(ev, "time", json_object_new_string(when));
+	json_object_object_add(ev, "agent_id", json_object_new_string(c->id));
+	json_object_object_add(ev, "old_state", json_object_new_string(old_state));
+	json_object_object_add(ev, "new_state", json_object_new_string(agent_state_name(c->res->state)));
+	json_object_object_add(ev, "reasons", json_object_get(c->res->reasons));
+	rc = notifier_envelope(c->nt, ev, &body);
+	json_object_put(ev);
+	if (rc < 0)
+		return rc;
+	rc = db_prepare(h, "UPDATE events SET body = ? WHERE seq = ?", &upd);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(upd, 1, body, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(upd, 2, seq);
+	if ((rc = sqlite3_step(upd)) != SQLITE_DONE)
+		return db_err(h, rc, "queue event");
+	rc = db_prepare(h, "INSERT INTO deliveries (event_seq, webhook, next_try) VALUES (?, ?, ?)", &del);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n_hooks; i++) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, seq);
+		sqlite3_bind_text(del, 2, hooks[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(del, 3, now);
+		if ((rc = sqlite3_step(del)) != SQLITE_DONE)
+			return db_err(h, rc, "queue delivery");
+	}
+	return 0;
+}
+
+static int round_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct round_ctx *c = ud;
+	const struct round_result *res = c->res;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *u = NULL, *hist = NULL, *trim = NULL;
+	const char *reasons = json_object_to_json_string_ext(res->reasons, JSON_C_TO_STRING_PLAIN);
+	const char *new_state = agent_state_name(res->state);
+	char old_state[16], old_reasons_buf[1];
+	_cleanup_free_ char *old_reasons = NULL;
+	_cleanup_free_ uint8_t *blob = NULL;
+	int64_t now = verifier_now();
+	bool state_changed, reasons_changed;
+	int rc;
+
+	(void)db;
+	(void)old_reasons_buf;
+	rc = db_prepare(h, "SELECT generation, state, reasons FROM agents WHERE id = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "agent %s is gone", c->id);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "round");
+	if (sqlite3_column_int64(s, 0) != c->gen)
+		return kq_err(-ESTALE, "agent %s changed during the round", c->id);
+	copy_col(old_state, sizeof(old_state), s, 1);
+	old_reasons = strdup(sqlite3_column_text(s, 2) ? (const char *)sqlite3_column_text(s, 2) : "[]");
+	if (!old_reasons)
+		return kq_err(-ENOMEM, "out of memory");
+	state_changed = strcmp(old_state, new_state) != 0;
+	reasons_changed = strcmp(old_reasons, reasons) != 0;
+
+	if (res->st) {
+		struct state_blob hdr = { .magic = STATE_MAGIC, .size = sizeof(*res->st) };
+
+		blob = malloc(sizeof(hdr) + sizeof(*res->st));
+		if (!blob)
+			return kq_err(-ENOMEM, "out of memory");
+		memcpy(blob, &hdr, sizeof(hdr));
+		memcpy(blob + sizeof(hdr), res->st, sizeof(*res->st));
+	}
+	rc = db_prepare(h, "UPDATE agents SET state = ?1, reasons = ?2,"
+			   " state_since = CASE WHEN state = ?1 THEN state_since ELSE ?3 END,"
+			   " verdicts = verdicts + ?4, passes = passes + ?5,"
+			   " last_verdict_time = CASE WHEN ?4 THEN ?3 ELSE last_verdict_time END,"
+			   " last_pass_time = CASE WHEN ?5 THEN ?3 ELSE last_pass_time END,"
+			   " attest_state = COALESCE(?6, attest_state) WHERE id = ?7", &u);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(u, 1, new_state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(u, 2, reasons, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(u, 3, now);
+	sqlite3_bind_int(u, 4, res->evaluated);
+	sqlite3_bind_int(u, 5, res->evaluated && res->pass);
+	if (blob)
+		sqlite3_bind_blob(u, 6, blob, (int)(sizeof(struct state_blob) + sizeof(*res->st)), SQLITE_STATIC);
+	else
+		sqlite3_bind_null(u, 6);
+	sqlite3_bind_text(u, 7, c->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(u)) != SQLITE_DONE)
+		return db_err(h, rc, "round");
+
+	if (state_changed || reasons_changed) {
+		rc = db_prepare(h, "INSERT INTO history (agent_id, time, state, pass, reasons) VALUES (?, ?, ?, ?, ?)",
+				&hist);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_text(hist, 1, c->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(hist, 2, now);
+		sqlite3_bind_text(hist, 3, new_state, -1, SQLITE_STATIC);
+		if (res->evaluated)
+			sqlite3_bind_int(hist, 4, res->pass);
+		else
+			sqlite3_bind_null(hist, 4);
+		sqlite3_bind_text(hist, 5, reasons, -1, SQLITE_STATIC);
+		if ((rc = sqlite3_step(hist)) != SQLITE_DONE)
+			return db_err(h, rc, "history");
+		rc = db_prepare(h, "DELETE FROM history WHERE agent_id = ?1 AND seq <= "
+				   "(SELECT seq FROM history WHERE agent_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+				&trim);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_text(trim, 1, c->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(trim, 2, (int64_t)(res->history_max ? res->history_max : 1));
+		if ((rc = sqlite3_step(trim)) != SQLITE_DONE)
+			return db_err(h, rc, "history");
+	}
+	if (state_changed) {
+		rc = queue_event(h, c, old_state, now);
+		if (rc < 0)
+			return rc;
+	}
+	c->changed = state_changed;
+	return 0;
+}
+
+int store_round(struct db *db, struct notifier *nt, const char *id, int64_t gen,
+		const struct round_result *res, bool *ret_changed)
+{
+	struct round_ctx c = { .id = id, .gen = gen, .res = res, .nt = nt };
+	int r = db_tx(db, round_fn, &c);
+
+	if (r >= 0 && ret_changed)
+		*ret_changed = c.changed;
+	return r;
+}
+
+/* ---- outbox ---- */
+
+struct due_ctx {
+	int64_t now;
+	size_t max;
+	const int64_t *skip;
+	size_t n_skip;
+	struct outbox_item *items;
+	size_t n;
+};
+
+static int due_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct due_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT d.event_seq, d.webhook, e.body, d.attempts FROM deliveries d"
+			   " JOIN events e ON e.seq = d.event_seq WHERE d.next_try <= ?"
+			   " ORDER BY d.event_seq LIMIT ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, c->now);
+	sqlite3_bind_int64(s, 2, (int64_t)(c->max + c->n_skip));
+	c->items = calloc(c->max ? c->max : 1, sizeof(*c->items));
+	if (!c->items)
+		return kq_err(-ENOMEM, "out of memory");
+	while (c->n < c->max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct outbox_item *it = &c->items[c->n];
+		int64_t seq = sqlite3_column_int64(s, 0);
+		bool skip = false;
+
+		for (size_t i = 0; i < c->n_skip; i++)
+			skip |= c->skip[i] == seq;
+		if (skip)
+			continue;
+		it->event_seq = seq;
+		it->webhook = strdup((const char *)sqlite3_column_text(s, 1));
+		it->body = strdup((const char *)sqlite3_column_text(s, 2));
+		it->attempts = sqlite3_column_int64(s, 3);
+		c->n++;
+		if (!it->webhook || !it->body)
+			return kq_err(-ENOMEM, "out of memory");
+	}
+	return rc == SQLITE_DONE || rc == SQLITE_ROW || c->n == c->max ? 0 : db_err(h, rc, "outbox");
+}
+
+void outbox_items_free(struct outbox_item *items, size_t n)
+{
+	for (size_t i = 0; i < n && items; i++) {
+		free(items[i].webhook);
+		free(items[i].body);
+	}
+	free(items);
+}
+
+int store_outbox_due(struct db *db, int64_t now, size_t max, const int64_t *skip, size_t n_skip,
+		     struct outbox_item **ret, size_t *ret_n)
+{
+	struct due_ctx c = { .now = now, .max = max, .skip = skip, .n_skip = n_skip };
+	int r = db_tx(db, due_fn, &c);
+
+	if (r < 0) {
+		outbox_items_free(c.items, c.n);
+		return r;
+	}
+	*ret = c.items;
+	*ret_n = c.n;
+	return 0;
+}
+
+struct done_ctx {
+	int64_t seq;
+	const char *webhook;
+	bool ok;
+	int64_t next_try;
+	uint64_t max_attempts;
+	bool dropped;
+};
+
+static int done_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct done_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	if (c->ok) {
+		rc = db_prepare(h, "DELETE FROM deliveries WHERE event_seq = ? AND webhook = ?", &s);
+	} else {
+		rc = db_prepare(h, "UPDATE deliveries SET attempts = attempts + 1, next_try = ?3"
+				   " WHERE event_seq = ?1 AND webhook = ?2", &s);
+		if (rc >= 0)
+			sqlite3_bind_int64(s, 3, c->next_try);
+	}
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, c->seq);
+	sqlite3_bind_text(s, 2, c->webhook, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+		return db_err(h, rc, "outbox");
+	sqlite3_finalize(TAKE_PTR(s));
+	if (!c->ok) {
+		rc = db_prepare(h, "DELETE FROM deliveries WHERE event_seq = ? AND webhook = ? AND attempts >= ?", &s);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_int64(s, 1, c->seq);
+		sqlite3_bind_text(s, 2, c->webhook, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, (int64_t)c->max_attempts);
+		if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+			return db_err(h, rc, "outbox");
+		c->dropped = sqlite3_changes(h) > 0;
+	}
+	/* an event delivered everywhere (or given up on) is done */
+	return exec_sql(h, "DELETE FROM events WHERE body != '' AND"
+			   " seq NOT IN (SELECT event_seq FROM deliveries)");
+}
+
+int store_outbox_done(struct db *db, int64_t seq, const char *webhook, bool ok, int64_t next_try,
+		      uint64_t max_attempts, bool *ret_dropped)
+{
+	struct done_ctx c = { .seq = seq, .webhook = webhook, .ok = ok, .next_try = next_try,
+			      .max_attempts = max_attempts };
+	int r = db_tx(db, done_fn, &c);
+
+	if (r >= 0 && ret_dropped)
+		*ret_dropped = c.dropped;
+	return r;
+}
+
+/* ---- agents, for the API ---- */
+
+static const char *const policy_cols[3] = { "pcr_policy", "mb_policy", "ima_policy" };
+static const char *const policy_kinds[3] = { "pcr", "mb", "ima" };
+
+/* A named policy must exist and be of the kind its slot takes. */
+static int check_policy(sqlite3 *h, const char *name, unsigned slot)
+{
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (!name || !name[0])
+		return 0;
+	rc = db_prepare(h, "SELECT kind FROM policies WHERE name = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "no policy named '%s'", name);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "policy");
+	if (strcmp((const char *)sqlite3_column_text(s, 0), policy_kinds[slot]) != 0)
+		return kq_err(-EMEDIUMTYPE, "policy '%s' is a %s policy, not %s", name,
+			      (const char *)sqlite3_column_text(s, 0), policy_kinds[slot]);
+	return 0;
+}
+
+struct agent_ctx {
+	const char *id;
+	const struct agent_spec *spec;
+	struct notifier *nt;
+};
+
+static void bind_opt_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v && v[0])
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static int insert_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct agent_ctx *c = ud;
+	const struct agent_spec *a = c->spec;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int64_t now = verifier_now();
+	int rc;
+
+	(void)db;
+	for (unsigned i = 0; i < 3; i++)
+		if ((rc = check_policy(h, a->policy[i], i)) < 0)
+			return rc;
+	rc = db_prepare(h, "INSERT INTO agents (id, address, ak, interval, bank, pcr_policy, mb_policy,"
+			   " ima_policy, state, state_since, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'attesting', ?, ?)",
+			&s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, a->address, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, a->ak, (int)a->ak_len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, a->interval);
+	sqlite3_bind_text(s, 5, a->bank, -1, SQLITE_STATIC);
+	for (unsigned i = 0; i < 3; i++)
+		bind_opt_text(s, 6 + (int)i, a->policy[i]);
+	sqlite3_bind_int64(s, 9, now);
+	sqlite3_bind_int64(s, 10, now);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT)
+		return kq_err(-EEXIST, "agent %s is already added", c->id);
+	return rc == SQLITE_DONE ? 0 : db_err(h, rc, "add agent");
+}
+
+int store_agent_insert(struct db *db, const char *id, const struct agent_spec *spec)
+{
+	return db_tx(db, insert_fn, &(struct agent_ctx){ .id = id, .spec = spec });
+}
+
+static int set_text(sqlite3 *h, const char *id, const char *col, const char *val)
+{
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	char sql[96];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "UPDATE agents SET %s = ? WHERE id = ?", col);
+	rc = db_prepare(h, sql, &s);
+	if (rc < 0)
+		return rc;
+	bind_opt_text(s, 1, val);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	return rc == SQLITE_DONE ? 0 : db_err(h, rc, "update agent");
+}
+
+static int patch_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct agent_ctx *c = ud;
+	const struct agent_spec *a = c->spec;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *u = NULL;
+	char state[16];
+	int rc;
+
+	rc = db_prepare(h, "SELECT state, generation FROM agents WHERE id = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "no agent %s", c->id);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "update agent");
+	copy_col(state, sizeof(state), s, 0);
+
+	for (unsigned i = 0; i < 3; i++) {
+		if (!a->policy[i])
+			continue;
+		if ((rc = check_policy(h, a->policy[i], i)) < 0 ||
+		    (rc = set_text(h, c->id, policy_cols[i], a->policy[i])) < 0)
+			return rc;
+	}
+	if (a->address && (rc = set_text(h, c->id, "address", a->address)) < 0)
+		return rc;
+	if (a->bank && (rc = set_text(h, c->id, "bank", a->bank)) < 0)
+		return rc;
+	rc = db_prepare(h, "UPDATE agents SET generation = generation + 1,"
+			   " interval = CASE WHEN ?1 >= 0 THEN ?1 ELSE interval END WHERE id = ?2", &u);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(u, 1, a->interval);
+	sqlite3_bind_text(u, 2, c->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(u)) != SQLITE_DONE)
+		return db_err(h, rc, "update agent");
+
+	if (a->stop || a->resume) {
+		enum agent_state to = a->stop ? AGENT_STOPPED : AGENT_ATTESTING;
+		struct json_object *none = json_object_new_array();
+		struct round_ctx rc2 = {
+			.id = c->id, .gen = sqlite3_column_int64(s, 1) + 1, .nt = c->nt,
+			.res = &(struct round_result){ .state = to, .reasons = none, .history_max = 1000000 },
+		};
+
+		if (strcmp(state, agent_state_name(to)) == 0) {
+			json_object_put(none);
+			return 0;
+		}
+		rc = round_fn(db, h, &rc2);
+		json_object_put(none);
+		return rc;
+	}
+	return 0;
+}
+
+int store_agent_patch(struct db *db, struct notifier *nt, const char *id, const struct agent_spec *spec)
+{
+	return db_tx(db, patch_fn, &(struct agent_ctx){ .id = id, .spec = spec, .nt = nt });
+}
+
+static int delete_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "DELETE FROM agents WHERE id = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, ud, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+		return db_err(h, rc, "delete agent");
+	return sqlite3_changes(h) ? 0 : kq_err(-ENOENT, "no agent %s", (const char *)ud);
+}
+
+int store_agent_delete(struct db *db, const char *id)
+{
+	return db_tx(db, delete_fn, (void *)id);
+}
+
+static struct json_object *col_json(sqlite3_stmt *s, int col)
+{
+	switch (sqlite3_column_type(s, col)) {
+	case SQLITE_NULL:
+		return NULL;
+	case SQLITE_INTEGER:
+		return json_object_new_int64(sqlite3_column_int64(s, col));
+	default:
+		return json_object_new_string((const char *)sqlite3_column_text(s, col));
+	}
+}
+
+/* Stored JSON text (reasons) back into JSON; our own writes, parsed strictly anyway. */
+static struct json_object *reasons_json(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	struct json_object *o = NULL;
+
+	if (!t || json_parse_body(t, strlen((const char *)t), 1u << 20, 8, &o) < 0)
+		return json_object_new_array();
+	return o;
+}
+
+#define AGENT_COLS "id, address, interval, bank, pcr_policy, mb_policy, ima_policy, state, state_since," \
+		   " reasons, verdicts, passes, last_verdict_time, last_pass_time, created, attest_state"
+
+static struct json_object *agent_obj(sqlite3_stmt *s, bool full)
+{
+	static const char *const names[] = { "id", "address", "interval", "bank", "pcr_policy", "mb_policy",
+					     "ima_policy", "state", "state_since" };
+	struct json_object *o = json_object_new_object();
+
+	for (int i = 0; i < (int)ARRAY_SIZE(names); i++)
+		json_object_object_add(o, names[i], col_json(s, i));
+	json_object_object_add(o, "reasons", reasons_json(s, 9));
+	json_object_object_add(o, "verdicts", col_json(s, 10));
+	json_object_object_add(o, "passes", col_json(s, 11));
+	json_object_object_add(o, "last_verdict_time", col_json(s, 12));
+	json_object_object_add(o, "last_pass_time", col_json(s, 13));
+	if (full) {
+		const void *blob = sqlite3_column_blob(s, 15);
+		size_t n = (size_t)sqlite3_column_bytes(s, 15);
+		struct attest_state st;
+
+		json_object_object_add(o, "created", col_json(s, 14));
+		if (blob && n == sizeof(struct state_blob) + sizeof(st)) {
+			memcpy(&st, (const uint8_t *)blob + sizeof(struct state_blob), sizeof(st));
+			json_object_object_add(o, "ima_offset", json_object_new_uint64(st.ima.next_index));
+			json_object_object_add(o, "boot_id", json_object_new_string(st.boot_id));
+			json_object_object_add(o, "reset_count", json_object_new_int64(st.reset_count));
+		} else {
+			json_object_object_add(o, "ima_offset", json_object_new_int64(0));
+			json_object_object_add(o, "boot_id", NULL);
+		}
+	}
+	return o;
+}
+
+struct json_ctx {
+	const char *key;
+	bool flag;
+	struct json_object *out;
+};
+
+static int agent_json_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct json_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT " AGENT_COLS " FROM agents WHERE id = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "no agent %s", c->key);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "agent");
+	c->out = agent_obj(s, true);
+	return 0;
+}
+
+int store_agent_json(struct db *db, const char *id, struct json_object **ret)
+{
+	struct json_ctx c = { .key = id };
+	int r = db_tx(db, agent_json_fn, &c);
+
+	if (r >= 0)
+		*ret = c.out;
+	return r;
+}
+
+static int agents_json_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct json_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT " AGENT_COLS " FROM agents ORDER BY id", &s);
+	if (rc < 0)
+		return rc;
+	c->out = json_object_new_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_object_array_add(c->out, agent_obj(s, false));
+	if (rc != SQLITE_DONE) {
+		json_object_put(TAKE_PTR(c->out));
+		return db_err(h, rc, "agents");
+	}
+	return 0;
+}
+
+int store_agents_json(struct db *db, struct json_object **ret)
+{
+	struct json_ctx c = {};
+	int r = db_tx(db, agents_json_fn, &c);
+
+	if (r >= 0)
+		*ret = c.out;
+	return r;
+}
+
+static int history_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct json_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *e = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT 1 FROM agents WHERE id = ?", &e);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(e, 1, c->key, -1, SQLITE_STATIC);
+	if (sqlite3_step(e) != SQLITE_ROW)
+		return kq_err(-ENOENT, "no agent %s", c->key);
+	rc = db_prepare(h, "SELECT time, state, pass, reasons FROM history WHERE agent_id = ? ORDER BY seq DESC", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->key, -1, SQLITE_STATIC);
+	c->out = json_object_new_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "time", col_json(s, 0));
+		json_object_object_add(o, "state", col_json(s, 1));
+		json_object_object_add(o, "pass", sqlite3_column_type(s, 2) == SQLITE_NULL ? NULL :
+					  json_object_new_boolean(sqlite3_column_int(s, 2)));
+		json_object_object_add(o, "reasons", reasons_json(s, 3));
+		json_object_array_add(c->out, o);
+	}
+	if (rc != SQLITE_DONE) {
+		json_object_put(TAKE_PTR(c->out));
+		return db_err(h, rc, "history");
+	}
+	return 0;
+}
+
+int store_history_json(struct db *db, const char *id, struct json_object **ret)
+{
+	struct json_ctx c = { .key = id };
+	int r = db_tx(db, history_fn, &c);
+
+	if (r >= 0)
+		*ret = c.out;
+	return r;
+}
+
+/* ---- policies, for the API ---- */
+
+struct policy_ctx {
+	const char *name, *kind, *summary;
+	const uint8_t *doc;
+	size_t len;
+	char *ret_kind;
+	uint8_t *ret_doc;
+	size_t ret_len;
+};
+
+static int pol_insert_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct policy_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "INSERT INTO policies (name, kind, document, summary, created) VALUES (?, ?, ?, ?, ?)", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, c->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(s, 3, c->doc, c->len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, c->summary, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, verifier_now());
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT)
+		return kq_err(-EEXIST, "a policy named '%s' exists (policies are immutable: add it under a new name)",
+			      c->name);
+	return rc == SQLITE_DONE ? 0 : db_err(h, rc, "add policy");
+}
+
+int store_policy_insert(struct db *db, const char *name, const char *kind, const uint8_t *doc,
+			size_t len, const char *summary)
+{
+	return db_tx(db, pol_insert_fn,
+		     &(struct policy_ctx){ .name = name, .kind = kind, .doc = doc, .len = len, .summary = summary });
+}
+
+static int pol_load_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct policy_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc, n;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT kind, document FROM policies WHERE name = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "no policy named '%s'", c->name);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "policy");
+	n = sqlite3_column_bytes(s, 1);
+	c->ret_kind = strdup((const char *)sqlite3_column_text(s, 0));
+	c->ret_doc = malloc((size_t)n + 1);
+	if (!c->ret_kind || !c->ret_doc)
+		return kq_err(-ENOMEM, "out of memory");
+	memcpy(c->ret_doc, sqlite3_column_blob(s, 1), (size_t)n);
+	c->ret_doc[n] = 0;
+	c->ret_len = (size_t)n;
+	return 0;
+}
+
+int store_policy_load(struct db *db, const char *name, char **ret_kind, uint8_t **ret_doc, size_t *ret_len)
+{
+	struct policy_ctx c = { .name = name };
+	int r = db_tx(db, pol_load_fn, &c);
+
+	if (r < 0) {
+		free(c.ret_kind);
+		free(c.ret_doc);
+		return r;
+	}
+	*ret_kind = c.ret_kind;
+	*ret_doc = c.ret_doc;
+	*ret_len = c.ret_len;
+	return 0;
+}
+
+static struct json_object *policy_obj(sqlite3_stmt *s, bool with_doc)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", col_json(s, 0));
+	json_object_object_add(o, "kind", col_json(s, 1));
+	json_object_object_add(o, "created", col_json(s, 2));
+	json_object_object_add(o, "summary", col_json(s, 3));
+	if (with_doc)
+		json_object_object_add(o, "document", json_new_base64(sqlite3_column_blob(s, 4),
+								      (size_t)sqlite3_column_bytes(s, 4)));
+	return o;
+}
+
+static int pol_json_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct json_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	if (c->key) {
+		rc = db_prepare(h, "SELECT name, kind, created, summary, document FROM policies WHERE name = ?", &s);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_text(s, 1, c->key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE)
+			return kq_err(-ENOENT, "no policy named '%s'", c->key);
+		if (rc != SQLITE_ROW)
+			return db_err(h, rc, "policy");
+		c->out = policy_obj(s, c->flag);
+		return 0;
+	}
+	rc = db_prepare(h, "SELECT name, kind, created, summary FROM policies ORDER BY name", &s);
+	if (rc < 0)
+		return rc;
+	c->out = json_object_new_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_object_array_add(c->out, policy_obj(s, false));
+	if (rc != SQLITE_DONE) {
+		json_object_put(TAKE_PTR(c->out));
+		return db_err(h, rc, "policies");
+	}
+	return 0;
+}
+
+int store_policy_json(struct db *db, const char *name, bool with_document, struct json_object **ret)
+{
+	struct json_ctx c = { .key = name, .flag = with_document };
+	int r = db_tx(db, pol_json_fn, &c);
+
+	if (r >= 0)
+		*ret = c.out;
+	return r;
+}
+
+int store_policies_json(struct db *db, struct json_object **ret)
+{
+	struct json_ctx c = {};
+	int r = db_tx(db, pol_json_fn, &c);
+
+	if (r >= 0)
+		*ret = c.out;
+	return r;
+}
+
+static int pol_delete_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	const char *name = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *u = NULL, *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT id FROM agents WHERE pcr_policy = ?1 OR mb_policy = ?1 OR ima_policy = ?1 LIMIT 1",
+			&u);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(u, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(u) == SQLITE_ROW)
+		return kq_err(-EBUSY, "policy '%s' is in use by agent %s", name, (const char *)sqlite3_column_text(u, 0));
+	rc = db_prepare(h, "DELETE FROM policies WHERE name = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+		return db_err(h, rc, "delete policy");
+	return sqlite3_changes(h) ? 0 : kq_err(-ENOENT, "no policy named '%s'", name);
+}
+
+int store_policy_delete(struct db *db, const char *name)
+{
+	return db_tx(db, pol_delete_fn, (void *)name);
+}
