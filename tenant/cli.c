@@ -5,13 +5,23 @@
 
 int cli_fail(int code, const char *fmt, ...)
 {
+	_cleanup_free_ char *msg = NULL;
 	va_list ap;
+	int r;
 
-	fputs("kumquat: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	r = vasprintf(&msg, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (r < 0) {
+		msg = NULL;
+		fputs("kumquat: out of memory\n", stderr);
+		return code;
+	}
+	/* one line whatever the message quotes (arguments, a server's words) */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "kumquat: %s\n", msg);
 	return code;
 }
 
@@ -24,6 +34,15 @@ void cli_print_json(struct json_object *obj)
 {
 	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(obj);
+}
+
+int cli_json_add(struct json_object *o, const char *k, struct json_object *v)
+{
+	if (!v || json_object_object_add(o, k, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 struct json_object *cli_json_hex(const uint8_t *buf, size_t len)

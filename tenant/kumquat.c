@@ -18,6 +18,12 @@ static const struct {
 	{ "makecredential", cmd_makecredential, "make a TPM2_ActivateCredential challenge in software" },
 	{ "registrar", cmd_registrar, "registrar list|show|delete: enrolled hosts and guests" },
 	{ "ca", cmd_ca, "ca init|issue|show|verify: a deployment CA, TLS certificates, EK cert checks" },
+	{ "add", cmd_add, "add ID --address HOST:PORT: have the verifier attest a host" },
+	{ "update", cmd_update, "update ID: change a host's address, interval, policies; --stop, --resume" },
+	{ "delete", cmd_delete, "delete ID: stop attesting a host and forget it" },
+	{ "status", cmd_status, "status ID: a host's attestation state and reasons (exit 0 if attesting)" },
+	{ "list", cmd_list, "list: the hosts the verifier attests" },
+	{ "policy", cmd_policy, "policy add|show|list|delete: the verifier's PCR, measured-boot, IMA policies" },
 };
 
 static void usage(FILE *f)

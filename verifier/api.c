@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The verifier's REST API (/v1, client certificates): agents and policies. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,7 +31,8 @@ bool verifier_valid_name(const char *name)
 {
 	size_t n = strlen(name);
 
-	if (n == 0 || n > VERIFIER_NAME_MAX)
+	/* "." and ".." would be dot segments in a URL path: unreachable by name */
+	if (n == 0 || n > VERIFIER_NAME_MAX || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
@@ -148,7 +150,6 @@ static const char *const pol_keys[3] = { "pcr_policy", "mb_policy", "ima_policy"
 static bool agent_spec(struct http_response *resp, struct json_object *o, struct agent_body *b,
 		       struct agent_spec *spec, bool add)
 {
-	struct json_object *rest = json_object_get(o);
 	bool ok = false;
 
 	/* policy fields may be null (= remove): taken out before the table sees them */
@@ -166,7 +167,7 @@ static bool agent_spec(struct http_response *resp, struct json_object *o, struct
 		b->has_pol[i] = true;
 		spec->policy[i] = v ? json_object_get_string(v) : "";
 	}
-	b->interval = -1;
+	b->interval = INT64_MIN; /* absent */
 	{
 		struct json_object *copy = json_object_new_object();
 
@@ -197,7 +198,7 @@ static bool agent_spec(struct http_response *resp, struct json_object *o, struct
 		http_error(resp, 400, "bad_request", "field 'address': expected HOST:PORT or [IPv6]:PORT");
 		goto out;
 	}
-	if (b->interval != -1 && (b->interval < 0 || b->interval > VERIFIER_MAX_INTERVAL)) {
+	if (b->interval != INT64_MIN && (b->interval < 0 || b->interval > VERIFIER_MAX_INTERVAL)) {
 		http_error(resp, 400, "bad_request", "field 'interval': seconds, 0 to %d", VERIFIER_MAX_INTERVAL);
 		goto out;
 	}
@@ -214,13 +215,12 @@ static bool agent_spec(struct http_response *resp, struct json_object *o, struct
 		goto out;
 	}
 	spec->address = b->address;
-	spec->interval = b->interval;
+	spec->interval = b->interval == INT64_MIN ? -1 : b->interval;
 	spec->bank = b->bank;
 	spec->stop = b->stop;
 	spec->resume = b->resume;
 	ok = true;
 out:
-	json_object_put(rest);
 	return ok;
 }
 

@@ -91,7 +91,7 @@ int notifier_new(const struct verifier_config *cfg, struct notifier **ret)
 		r = load_key(cfg->signing_key, &n->key, n->keyid);
 		if (r < 0) {
 			notifier_free(n);
-			return kq_err_ctx(r, "[notify] signing_key");
+			return kq_err_ctx(r, "[notify] signing_key: ");
 		}
 	} else if (n->n_hooks) {
 		notifier_free(n);

@@ -78,7 +78,7 @@ static int parse_pcrs(const uint8_t *doc, size_t len, struct tpm_pcrs **ret, cha
 		return kq_err(-ENOMEM, "out of memory");
 	r = json_parse_body(doc, len, PCR_POLICY_MAX, 3, &o);
 	if (r < 0)
-		return r == -E2BIG ? r : kq_err(-EBADMSG, "PCR policy: %s", kq_errmsg());
+		return kq_err_ctx(r == -E2BIG ? r : -EBADMSG, "PCR policy: ");
 	if (!json_object_is_type(o, json_type_object) || json_object_object_length(o) == 0) {
 		json_object_put(o);
 		return kq_err(-EBADMSG, "PCR policy: must be an object of bank: {PCR: hex value}");
@@ -94,7 +94,7 @@ static int parse_pcrs(const uint8_t *doc, size_t len, struct tpm_pcrs **ret, cha
 			break;
 		}
 		if ((r = tpm_pcrs_add_bank(p, alg, &b)) < 0) {
-			r = kq_err(-EBADMSG, "PCR policy: %s", kq_errmsg());
+			r = kq_err_ctx(-EBADMSG, "PCR policy: ");
 			break;
 		}
 		json_object_object_foreach(vals, idx, val) {
@@ -221,7 +221,7 @@ int policies_get(struct policies *ps, const char *name, struct policy **ret)
 	if (r < 0)
 		return r;
 	if ((r = policy_kind_from_name(kind_s, &kind)) < 0 || (r = policy_compile(ps, kind, doc, len, &p, NULL)) < 0)
-		return kq_err_ctx(r, "policy '%s'", name);
+		return kq_err_ctx(r, "policy '%s': ", name);
 	snprintf(p->name, sizeof(p->name), "%s", name);
 
 	pthread_mutex_lock(&ps->lock);

@@ -471,7 +471,7 @@ int mbpolicy_parse(const uint8_t *json, size_t len, struct mbpolicy **ret)
 		return kq_err(-E2BIG, "measured-boot policy over %u bytes", MBPOLICY_MAX_SIZE);
 	r = json_parse_body(json, len, MBPOLICY_MAX_SIZE, 8, &o);
 	if (r < 0)
-		return kq_err_ctx(r, "measured-boot policy");
+		return kq_err_ctx(r, "measured-boot policy: ");
 	if (!json_object_is_type(o, json_type_object))
 		return kq_err(-EINVAL, "measured-boot policy: not a JSON object");
 	p = calloc(1, sizeof(*p));
@@ -483,7 +483,7 @@ int mbpolicy_parse(const uint8_t *json, size_t len, struct mbpolicy **ret)
 		r = parse_kumquat(o, p);
 	if (r < 0) {
 		mbpolicy_free(p);
-		return kq_err_ctx(r, "measured-boot policy");
+		return kq_err_ctx(r, "measured-boot policy: ");
 	}
 	*ret = p;
 	return 0;
