@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The verifier's database and its event signing: agents and policies through
+ * the API's functions, rounds recorded with history and outbox rows only on
+ * changes, writes refused once an operator changed the agent (generation),
+ * replay state surviving a reopen of the file, outbox retries and give-up,
+ * PCR policy documents, and DSSE envelopes that verify with the public key
+ * (and stop verifying when the payload changes).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "json/json.h"
+#include "testlib.h"
+#include "verifier.h"
+
+#define ID "e27a1aa7-c736-464d-9cc9-dbd8be15ebe3"
+
+static int64_t fake_now = 1700000000;
+int64_t verifier_now(void) { return fake_now; }
+int64_t verifier_mono_ms(void) { return fake_now * 1000; }
+
+static char dir[] = "/tmp/kq-store-XXXXXX";
+static char dbpath[64], keypath[64];
+static EVP_PKEY *notify_key;
+
+static int setup(void **state)
+{
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(dbpath, sizeof(dbpath), "%s/v.db", dir);
+	snprintf(keypath, sizeof(keypath), "%s/notify.pem", dir);
+	notify_key = EVP_EC_gen("P-256");
+	assert_non_null(notify_key);
+	f = fopen(keypath, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_PrivateKey(f, notify_key, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	EVP_PKEY_free(notify_key);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct verifier_config cfg(void)
+{
+	return (struct verifier_config){ .webhooks = (char *)"https://a.example/e, https://b.example/e",
+					 .signing_key = keypath, .history_max = 3 };
+}
+
+static const char pcr_doc[] =
+	"{\"sha256\": {\"0\": \"0000000000000000000000000000000000000000000000000000000000000000\","
+	" \"7\": \"1111111111111111111111111111111111111111111111111111111111111111\"}}";
+
+static void test_pcr_policy(void **state)
+{
+	struct verifier_config c = cfg();
+	struct policies *ps;
+	struct policy *p;
+	char *summary = NULL;
+	static const char *const bad[] = {
+		"{}", "[]", "{\"sha256\": {}}", "{\"md5\": {\"0\": \"00\"}}", "{\"sha256\": {\"24\": \"00\"}}",
+		"{\"sha256\": {\"0\": \"00\"}}", "{\"sha256\": {\"x\": \"00\"}}", "{\"sha256\": {\"0\": 5}}", "nope",
+	};
+
+	(void)state;
+	assert_int_equal(policies_new(NULL, &c, &ps), 0);
+	assert_int_equal(policy_compile(ps, POLICY_PCR, (const uint8_t *)pcr_doc, strlen(pcr_doc), &p, &summary), 0);
+	assert_int_equal(policy_pcrs(p)->nbanks, 1);
+	assert_int_equal(policy_pcrs(p)->bank[0].mask, 0x81);
+	assert_int_equal(policy_pcrs(p)->bank[0].value[7][31], 0x11);
+	assert_string_equal(summary, "sha256: 2 PCRs");
+	free(summary);
+	policy_unref(p);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		p = NULL;
+		assert_true(policy_compile(ps, POLICY_PCR, (const uint8_t *)bad[i], strlen(bad[i]), &p, NULL) < 0);
+		assert_null(p);
+		assert_non_null(strstr(kq_errmsg(), "PCR policy: "));
+	}
+	policies_free(ps);
+}
+
+static struct json_object *reasons(const char *code)
+{
+	struct json_object *a = json_object_new_array(), *o;
+
+	if (code) {
+		o = json_object_new_object();
+		json_object_object_add(o, "component", json_object_new_string("ima"));
+		json_object_object_add(o, "code", json_object_new_string(code));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static size_t outbox_count(struct db *db)
+{
+	struct outbox_item *items;
+	size_t n;
+
+	assert_int_equal(store_outbox_due(db, fake_now + 1000000, 100, NULL, 0, &items, &n), 0);
+	outbox_items_free(items, n);
+	return n;
+}
+
+static void round_(struct db *db, struct notifier *nt, int64_t gen, enum agent_state s, bool pass, const char *code,
+		   const struct attest_state *st, int want, bool want_changed)
+{
+	struct json_object *rs = reasons(code);
+	struct round_result res = { .state = s, .evaluated = true, .pass = pass, .reasons = rs, .st = st,
+				    .history_max = 3 };
+	bool changed = !want_changed;
+
+	assert_int_equal(store_round(db, nt, ID, gen, &res, &changed), want);
+	if (want == 0)
+		assert_int_equal(changed, want_changed);
+	json_object_put(rs);
+}
+
+static void test_agents_rounds_outbox(void **state)
+{
+	struct verifier_config c = cfg();
+	struct db *db;
+	struct notifier *nt;
+	struct agent_row row;
+	struct agent_spec spec = { .address = "127.0.0.1:8892", .interval = 5, .bank = "sha256",
+				   .ak = (const uint8_t *)"AK", .ak_len = 2 };
+	struct attest_state st = { .have_quote = true, .clock = 99, .reset_count = 3 };
+	struct json_object *o, *h;
+	struct outbox_item *items;
+	size_t n;
+	bool dropped;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, &db), 0);
+	assert_int_equal(notifier_new(&c, &nt), 0);
+
+	/* policies: named, typed, immutable */
+	assert_int_equal(store_policy_insert(db, "p", "pcr", (const uint8_t *)pcr_doc, strlen(pcr_doc), "s"), 0);
+	assert_int_equal(store_policy_insert(db, "p", "pcr", (const uint8_t *)"{}", 2, "s"), -EEXIST);
+	spec.policy[1] = "p"; /* a pcr policy in the mb slot */
+	assert_int_equal(store_agent_insert(db, ID, &spec), -EMEDIUMTYPE);
+	spec.policy[1] = "nope";
+	assert_int_equal(store_agent_insert(db, ID, &spec), -ENOENT);
+	spec.policy[1] = NULL;
+	spec.policy[0] = "p";
+	assert_int_equal(store_agent_insert(db, ID, &spec), 0);
+	assert_int_equal(store_agent_insert(db, ID, &spec), -EEXIST);
+	assert_int_equal(store_policy_delete(db, "p"), -EBUSY);
+
+	assert_int_equal(store_agent_load(db, ID, &row), 0);
+	assert_int_equal(row.state, AGENT_ATTESTING);
+	assert_false(row.have_state);
+	assert_string_equal(row.pcr_policy, "p");
+	assert_int_equal(row.bank, KQ_ALG_SHA256);
+	assert_int_equal(row.generation, 0);
+	agent_row_clear(&row);
+
+	/* a pass stores the replay state; the same verdict again adds no history */
+	round_(db, nt, 0, AGENT_ATTESTING, true, NULL, &st, 0, false);
+	round_(db, nt, 0, AGENT_ATTESTING, true, NULL, &st, 0, false);
+	assert_int_equal(outbox_count(db), 0);
+	/* a failure changes state: one history row, one event per webhook */
+	round_(db, nt, 0, AGENT_FAILED, false, "not_in_allowlist", NULL, 0, true);
+	assert_int_equal(outbox_count(db), 2);
+	assert_int_equal(store_agent_json(db, ID, &o), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "failed");
+	assert_int_equal(json_object_get_int(json_object_object_get(o, "verdicts")), 3);
+	assert_int_equal(json_object_get_int(json_object_object_get(o, "passes")), 2);
+	json_object_put(o);
+
+	/* an operator's change bumps the generation: a round begun before is refused */
+	assert_int_equal(store_agent_patch(db, nt, ID, &(struct agent_spec){ .interval = -1, .resume = true }), 0);
+	round_(db, nt, 0, AGENT_FAILED, false, "x", NULL, -ESTALE, false);
+	assert_int_equal(outbox_count(db), 4); /* the resume was an event too */
+	round_(db, nt, 1, AGENT_ATTESTING, true, NULL, &st, 0, false);
+
+	/* history: newest first, capped at history_max */
+	for (int i = 0; i < 4; i++)
+		round_(db, nt, 1, i % 2 ? AGENT_ATTESTING : AGENT_FAILED, i % 2, i % 2 ? NULL : "y", NULL, 0, true);
+	assert_int_equal(store_history_json(db, ID, &h), 0);
+	assert_int_equal(json_object_array_length(h), 3);
+	assert_string_equal(json_object_get_string(json_object_object_get(json_object_array_get_idx(h, 0), "state")),
+			    "attesting");
+	json_object_put(h);
+
+	/* the file keeps the replay state across a reopen */
+	db_close(db);
+	assert_int_equal(store_open(dbpath, &db), 0);
+	assert_int_equal(store_agent_load(db, ID, &row), 0);
+	assert_true(row.have_state);
+	assert_int_equal(row.st->clock, 99);
+	assert_int_equal(row.st->reset_count, 3);
+	assert_int_equal(row.generation, 1);
+	agent_row_clear(&row);
+
+	/* outbox: a delivered event goes, a failing one is retried later, then dropped */
+	assert_int_equal(store_outbox_due(db, fake_now, 100, NULL, 0, &items, &n), 0);
+	assert_true(n >= 2);
+	assert_int_equal(store_outbox_done(db, items[0].event_seq, items[0].webhook, true, 0, 3, &dropped), 0);
+	assert_false(dropped);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_outbox_done(db, items[1].event_seq, items[1].webhook, false, fake_now + 60, 3,
+						   &dropped), 0);
+	assert_true(dropped);
+	outbox_items_free(items, n);
+	assert_int_equal(store_outbox_due(db, fake_now, 100, NULL, 0, &items, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_true(items[i].attempts == 0);
+	outbox_items_free(items, n);
+
+	assert_int_equal(store_agent_delete(db, ID), 0);
+	assert_int_equal(store_agent_delete(db, ID), -ENOENT);
+	assert_int_equal(store_history_json(db, ID, &h), -ENOENT);
+	assert_int_equal(store_policy_delete(db, "p"), 0);
+	notifier_free(nt);
+	db_close(db);
+}
+
+/* DSSE: sig over "DSSEv1 <len(type)> <type> <len(payload)> <payload>" */
+static bool verify_env(const char *env_text, EVP_PKEY *pub, bool tamper)
+{
+	struct json_object *env = NULL, *sigs, *s;
+	uint8_t *payload, *sig;
+	size_t plen, slen;
+	char *pae = NULL;
+	int n;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok;
+
+	assert_int_equal(json_parse_body((const uint8_t *)env_text, strlen(env_text), 1 << 20, 8, &env), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(env, "payloadType")),
+			    "application/vnd.kumquat.event+json");
+	assert_int_equal(kq_base64_decode(json_object_get_string(json_object_object_get(env, "payload")), 1 << 20,
+					  &payload, &plen), 0);
+	sigs = json_object_object_get(env, "signatures");
+	assert_int_equal(json_object_array_length(sigs), 1);
+	s = json_object_array_get_idx(sigs, 0);
+	assert_int_equal(kq_base64_decode(json_object_get_string(json_object_object_get(s, "sig")), 1024, &sig, &slen),
+			 0);
+	if (tamper)
+		payload[plen / 2] ^= 1;
+	n = asprintf(&pae, "DSSEv1 34 application/vnd.kumquat.event+json %zu %.*s", plen, (int)plen, payload);
+	assert_true(n > 0);
+	ok = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1 &&
+	     EVP_DigestVerify(ctx, sig, slen, (uint8_t *)pae, (size_t)n) == 1;
+	EVP_MD_CTX_free(ctx);
+	free(pae);
+	free(payload);
+	free(sig);
+	json_object_put(env);
+	return ok;
+}
+
+static void test_envelope(void **state)
+{
+	struct verifier_config c = cfg();
+	struct notifier *nt;
+	struct json_object *ev = json_object_new_object();
+	char *env = NULL;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(notifier_new(&c, &nt), 0);
+	assert_int_equal(notifier_webhooks(nt, &n)[1][8], 'b');
+	assert_int_equal(n, 2);
+	json_object_object_add(ev, "event", json_object_new_string("state_changed"));
+	json_object_object_add(ev, "agent_id", json_object_new_string(ID));
+	assert_int_equal(notifier_envelope(nt, ev, &env), 0);
+	assert_true(verify_env(env, notify_key, false));
+	assert_false(verify_env(env, notify_key, true));
+	free(env);
+	json_object_put(ev);
+	notifier_free(nt);
+
+	/* webhooks without a key, a plain-http hook, a bad key: refused at start */
+	c.signing_key = NULL;
+	assert_int_equal(notifier_new(&c, &nt), -EINVAL);
+	c = cfg();
+	c.webhooks = (char *)"http://a.example/e";
+	assert_int_equal(notifier_new(&c, &nt), -EINVAL);
+	c = cfg();
+	c.signing_key = dbpath;
+	assert_true(notifier_new(&c, &nt) < 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pcr_policy),
+		cmocka_unit_test(test_agents_rounds_outbox),
+		cmocka_unit_test(test_envelope),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
