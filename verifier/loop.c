@@ -447,7 +447,7 @@ static void start_round(struct loop *l, struct agent_rt *a)
 	}
 	x->kind = XFER_ROUND;
 	x->agent = a;
-	x->max = VERIFIER_MAX_EVIDENCE;
+	x->max = l->cfg->max_evidence;
 	selection(a, &x->asked);
 	x->ima_offset = a->from_zero || !a->row.have_state ? 0 : a->row.st->ima.next_index;
 	kq_hex_encode(x->nonce, sizeof(x->nonce), hex);
@@ -572,7 +572,7 @@ static void finish_round(struct loop *l, struct transfer *x, CURLcode cc)
 		return;
 	}
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (json_parse_body(x->buf ? x->buf : (const uint8_t *)"", x->len, VERIFIER_MAX_EVIDENCE, 8, &body) < 0)
+	if (json_parse_body(x->buf ? x->buf : (const uint8_t *)"", x->len, l->cfg->max_evidence, 8, &body) < 0)
 		body = NULL;
 	if (status == 409) {
 		agent_error(body, code, sizeof(code), msg, sizeof(msg));

@@ -34,6 +34,7 @@ static const struct conf_option options[] = {
 	C("attest", "timeout_ms", CONF_UINT, timeout_ms, 600000),
 	C("attest", "retries", CONF_UINT, retries, 100),
 	C("attest", "max_concurrent", CONF_UINT, max_concurrent, 10000),
+	C("attest", "max_evidence", CONF_UINT, max_evidence, VERIFIER_MAX_EVIDENCE),
 	C("policy", "dsse_key", CONF_PATH, dsse_key, 0),
 	C("policy", "require_signed_ima", CONF_BOOL, require_signed_ima, 0),
 	C("policy", "allow_ima_violations", CONF_BOOL, allow_ima_violations, 0),
@@ -78,6 +79,8 @@ static const char *check_config(const struct verifier_config *cfg)
 		return "[registrar] url is required and must be https://";
 	if (cfg->max_concurrent == 0)
 		return "[attest] max_concurrent must be at least 1";
+	if (cfg->max_evidence < 4096)
+		return "[attest] max_evidence must be at least 4096";
 	if (cfg->timeout_ms < 100)
 		return "[attest] timeout_ms must be at least 100";
 	return NULL;
@@ -95,6 +98,7 @@ int main(int argc, char **argv)
 	struct verifier_config cfg = {
 		.port = 8881, .max_body = 16u << 20, .history_max = 100, .interval = 10, .timeout_ms = 10000,
 		.retries = 2, .max_concurrent = 256, .max_attempts = 10,
+		.max_evidence = 32u << 20,
 	};
 	struct verifier v = { .cfg = &cfg };
 	struct http_server *srv = NULL;

@@ -32,7 +32,7 @@
 #define VERIFIER_NAME_MAX 64          /* policy names */
 #define VERIFIER_ADDRESS_MAX 261      /* "[v6]:port" or "host:port" */
 #define VERIFIER_MAX_INTERVAL 86400
-#define VERIFIER_MAX_EVIDENCE (200u << 20) /* one evidence answer, bytes */
+#define VERIFIER_MAX_EVIDENCE (200u << 20) /* highest [attest] max_evidence */
 #define VERIFIER_NONCE_LEN 32
 
 struct verifier_config {
@@ -44,7 +44,7 @@ struct verifier_config {
 	char *registrar_url;
 	char *database;
 	uint64_t history_max;
-	uint64_t interval, timeout_ms, retries, max_concurrent;
+	uint64_t interval, timeout_ms, retries, max_concurrent, max_evidence;
 	char *dsse_key;
 	bool require_signed_ima, allow_ima_violations;
 	char *webhooks;                     /* comma-separated */

@@ -133,6 +133,7 @@ database = $KQ_TMP/verifier.db
 interval = 1
 timeout_ms = 5000
 retries = 1
+max_evidence = 1048576
 [notify]
 webhooks = $HOOK_URL
 signing_key = $KQ_TMP/notify-key.pem
@@ -285,6 +286,23 @@ OTHER_PORT=$(wait_listening other.log)
 resume --address "127.0.0.1:$OTHER_PORT"
 wait_state failed 5
 has_reason quote signature
+# hostile host agents: evidence that is not evidence, and answers over [attest] max_evidence
+serve_stub() { # FILE: a stub host agent answering FILE, its port in STUB_PORT
+	"$KQ_HTTP_STUB" --cert tls/host-agent.pem --key tls/host-agent-key.pem --client-ca tls/ca.pem \
+		--serve "$1" >"$1.log" 2>&1 &
+	KQ_PIDS+=($!)
+	STUB_PORT=$(wait_listening "$1.log")
+}
+echo '{"quote": 1, "boot_id": "x"}' >garbage.json
+serve_stub garbage.json
+resume --address "127.0.0.1:$STUB_PORT"
+wait_state failed 5
+has_reason quote malformed
+{ printf '{"quote": {}, "boot_id": "'; head -c 1500000 /dev/zero | tr '\0' A; printf '"}'; } >big.json
+serve_stub big.json
+resume --address "127.0.0.1:$STUB_PORT"
+wait_state unreachable 10
+has_reason transport bad_response
 start_agent
 resume --address "127.0.0.1:$AGENT_PORT"
 wait_state attesting 10
