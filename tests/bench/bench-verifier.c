@@ -1,0 +1,834 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Verifier throughput: attestations per second and CPU per attestation for a
+ * fleet of N simulated hosts (N = 10 and 100), against RSA-2048 signature
+ * verifications per second on one core measured in the same run.
+ *
+ * Real daemons on 127.0.0.1, in a temp dir: a deployment CA and TLS
+ * certificates from `kumquat ca`; kumquat-registrar trusting fleet-sim's TPM
+ * vendor CA; fleet-sim (N host agents in one process: software RSA-2048 AKs,
+ * real PCRs, UEFI event log and IMA list, one IMA entry more every 5 quotes —
+ * see fleet-sim.c), which enrols its hosts with the registrar; and a fresh
+ * kumquat-verifier per N. Over the verifier's REST API: three policies — a
+ * `pcr` policy (sha256 PCRs 0-9), the measured-boot reference state
+ * testdata/policy/keylime-mb-refstate-hpe.json and a runtime policy allowing
+ * every entry of the IMA list (fleet-sim keygen writes both) — and the N
+ * agents with interval 0 (back-to-back rounds). Once every agent is attesting
+ * with a passing verdict, a warm-up, then a window of 4 x KQ_BENCH_SECONDS
+ * (default 1.5): attestations = the sum of the agents' "verdicts" counters
+ * (GET /v1/agents), CPU = utime + stime from /proc/PID/stat of the verifier,
+ * and of fleet-sim separately. Every verdict in the window must pass.
+ *
+ * Baseline: RSA-2048 PKCS#1 v1.5 SHA-256 verifications per second, one core
+ * (EVP_DigestVerify of a TPMS_ATTEST-sized message, the key parsed once), as
+ * bench-quote measures it. The ratio printed is the verifier's CPU per
+ * attestation in units of one such verification.
+ *
+ * Keys take long to make (two RSA-2048 keys per host): with KQ_FLEET_KEYS
+ * set (meson sets it to a folder in the build dir) they are kept there and
+ * reused by the next run. A smoke run (KQ_BENCH_SECONDS < 0.5) uses 3 and 10
+ * hosts. `bench-verifier --hosts 10,100,1000` chooses other fleet sizes.
+ * Every process started is stopped and the temp dir removed on exit, also on
+ * failure, SIGINT and SIGTERM; the daemons also get SIGKILL if this process
+ * dies (PR_SET_PDEATHSIG).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "benchlib.h"
+#include "http/http.h"
+#include "json/json.h"
+#include "log/log.h"
+#include "testlib.h"
+#include "tpm/tpm.h"
+
+#define MAX_CHILDREN 8
+#define MAX_RUNS 8
+#define MAX_FLEET 10000
+#define SLICES 3
+#define READY_TIMEOUT 180.0    /* seconds for a daemon to start (fleet-sim enrols first) */
+#define ATTEST_TIMEOUT 120.0   /* seconds for every agent's first passing verdict */
+#define MB_POLICY "policy/keylime-mb-refstate-hpe.json"
+
+struct child {
+	pid_t pid;
+	char name[32];
+	char log[4096];
+	int status;            /* once exited */
+	bool exited;
+};
+
+static char dir[] = "/tmp/kq-bench-verifier-XXXXXX";
+static bool have_dir;
+static struct child children[MAX_CHILDREN];
+static size_t n_children;
+static struct child *registrar; /* children[0], for all runs */
+static volatile sig_atomic_t got_signal;
+static struct http_client_config admin;
+static char ids[MAX_FLEET][37];
+static size_t n_ids;
+static volatile int sink;
+static const char *const policy_kinds[3] = { "pcr", "mb", "ima" };
+static const char *const policy_names[3] = { "fleet-pcr", "hpe-mb", "hpe-ima" };
+static bool use_policy[3] = { true, true, true };
+
+/* ---- processes and cleanup ---- */
+
+static void reap(struct child *c, bool block)
+{
+	int st;
+	pid_t r;
+
+	if (c->exited || c->pid <= 0)
+		return;
+	do
+		r = waitpid(c->pid, &st, block ? 0 : WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == c->pid || (r < 0 && errno == ECHILD)) {
+		c->exited = true;
+		c->status = r == c->pid ? st : 0;
+	}
+}
+
+/* SIGTERM, up to 5 s to exit, then SIGKILL. */
+static void stop_child(struct child *c)
+{
+	reap(c, false);
+	if (c->exited)
+		return;
+	kill(c->pid, SIGTERM);
+	for (int i = 0; i < 500 && !c->exited; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		reap(c, false);
+	}
+	if (!c->exited) {
+		kill(c->pid, SIGKILL);
+		reap(c, true);
+	}
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void cleanup(void)
+{
+	for (size_t i = n_children; i-- > 0;)
+		stop_child(&children[i]);
+	if (have_dir)
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+/* The last lines of a file on stderr. */
+static void tail(const char *path, size_t max_lines)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len, start, lines = 0;
+
+	if (kq_read_file(path, 64u << 20, &buf, &len) < 0)
+		return;
+	start = len;
+	while (start > 0 && lines <= max_lines)
+		if (buf[--start] == '\n')
+			lines++;
+	fprintf(stderr, "---- %s (last lines)\n%s", path, (char *)buf + start + (start > 0));
+}
+
+static _Noreturn void die(const char *fmt, ...) _printf_(1, 2);
+static _Noreturn void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bench-verifier: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	for (size_t i = 0; i < n_children; i++)
+		tail(children[i].log, 15);
+	exit(1);
+}
+
+/* snprintf that dies rather than cut a path or a config file short. */
+static void fmt(char *out, size_t size, const char *f, ...) _printf_(3, 4);
+static void fmt(char *out, size_t size, const char *f, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, f);
+	n = vsnprintf(out, size, f, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size)
+		die("path or text too long: %.64s...", out);
+}
+
+static void check_signal(void)
+{
+	if (got_signal)
+		die("signal %d", (int)got_signal);
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		check_signal();
+	check_signal();
+}
+
+static void check_alive(struct child *c)
+{
+	reap(c, false);
+	if (c->exited)
+		die("%s exited (status 0x%x)", c->name, c->status);
+}
+
+/* Starts argv with its output in dir/name.log; dies with the parent. */
+static struct child *spawn(const char *name, char *const argv[])
+{
+	struct child *c;
+	pid_t parent = getpid(), pid;
+
+	if (n_children == MAX_CHILDREN)
+		die("too many processes");
+	c = &children[n_children];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	fmt(c->log, sizeof(c->log), "%s/%s.log", dir, name);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int out = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || in < 0 || out < 0 || dup2(in, STDIN_FILENO) < 0 ||
+		    dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
+			_exit(127);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	c->pid = pid;
+	n_children++;
+	return c;
+}
+
+/* Runs argv to completion with its output in dir/name.log; dies unless it exits 0. */
+static void run(const char *name, char *const argv[])
+{
+	struct child *c = spawn(name, argv);
+
+	reap(c, true);
+	if (!WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0)
+		die("%s failed (status 0x%x)", name, c->status);
+	n_children--;
+}
+
+/* Waits for a line holding needle in c's log; returns the port of its "listening on https://A:P" line. */
+static unsigned wait_log(struct child *c, const char *needle, double timeout)
+{
+	double t0 = bench_now();
+
+	for (;;) {
+		_cleanup_free_ uint8_t *buf = NULL;
+		size_t len;
+		const char *l;
+		uint64_t port;
+
+		if (kq_read_file(c->log, 64u << 20, &buf, &len) == 0 && strstr((char *)buf, needle) &&
+		    (l = strstr((char *)buf, "listening on https://"))) {
+			const char *colon = strchr(l + 21, ':');
+			char digits[8] = { 0 };
+			size_t n = 0;
+
+			while (colon && n < 6 && colon[1 + n] >= '0' && colon[1 + n] <= '9')
+				n++;
+			if (colon && n)
+				memcpy(digits, colon + 1, n);
+			if (kq_parse_uint(digits, 65535, &port) < 0 || port == 0)
+				die("%s: no port in its log", c->name);
+			return (unsigned)port;
+		}
+		check_alive(c);
+		if (bench_now() - t0 > timeout)
+			die("%s not ready after %.0f s", c->name, timeout);
+		sleep_s(0.05);
+	}
+}
+
+/* utime + stime of a process, seconds. */
+static double proc_cpu(pid_t pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long ut, st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("%s: %s", path, strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		die("%s: cannot read", path);
+	buf[n] = '\0';
+	/* after "pid (comm) ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		die("%s: unexpected format", path);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- the verifier's REST API ---- */
+
+static long api(unsigned port, const char *method, const char *path, struct json_object *body,
+		struct json_object **ret)
+{
+	char url[512];
+	struct json_object *out = NULL;
+	long status = 0;
+
+	fmt(url, sizeof(url), "https://127.0.0.1:%u%s", port, path);
+	if (http_request_json(&admin, method, url, body, &status, &out) < 0)
+		die("%s %s: %s", method, url, kq_errmsg());
+	if (ret)
+		*ret = out;
+	else
+		json_object_put(out);
+	return status;
+}
+
+static void add_policy(unsigned port, const char *name, const char *kind, const char *file)
+{
+	_cleanup_free_ uint8_t *doc = NULL;
+	struct json_object *body = json_object_new_object(), *out = NULL;
+	size_t len;
+	long st;
+
+	if (kq_read_file(file, 64u << 20, &doc, &len) < 0)
+		die("%s: %s", file, kq_errmsg());
+	json_object_object_add(body, "name", json_object_new_string(name));
+	json_object_object_add(body, "kind", json_object_new_string(kind));
+	json_object_object_add(body, "document", json_new_base64(doc, len));
+	st = api(port, "POST", "/v1/policies", body, &out);
+	json_object_put(body);
+	if (st != 201)
+		die("POST /v1/policies %s: HTTP %ld %s", name, st, out ? json_object_to_json_string(out) : "");
+	json_object_put(out);
+}
+
+struct counts {
+	double t, cpu_verifier, cpu_fleet, cpu_registrar;
+	int64_t verdicts, passes;
+	size_t attesting, failed, other, n;
+	char first_bad[37];
+};
+
+static int64_t jint(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int)
+		       ? json_object_get_int64(v)
+		       : -1;
+}
+
+static const char *jstring(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : "";
+}
+
+/* Sums the agents' counters (one GET /v1/agents). */
+static void count(unsigned port, struct counts *c)
+{
+	struct json_object *out = NULL, *list;
+	long st = api(port, "GET", "/v1/agents", NULL, &out);
+
+	memset(c, 0, sizeof(*c));
+	if (st != 200 || !json_object_object_get_ex(out, "agents", &list) ||
+	    !json_object_is_type(list, json_type_array))
+		die("GET /v1/agents: HTTP %ld %s", st, out ? json_object_to_json_string(out) : "");
+	c->n = json_object_array_length(list);
+	for (size_t i = 0; i < c->n; i++) {
+		struct json_object *a = json_object_array_get_idx(list, i);
+		const char *state = jstring(a, "state");
+		int64_t v = jint(a, "verdicts"), p = jint(a, "passes");
+
+		if (v < 0 || p < 0)
+			die("GET /v1/agents: an agent without verdicts and passes counters");
+		c->verdicts += v;
+		c->passes += p;
+		if (strcmp(state, "attesting") == 0 && v > 0 && p == v) {
+			c->attesting++;
+		} else {
+			if (strcmp(state, "failed") == 0)
+				c->failed++;
+			else
+				c->other++;
+			if (!c->first_bad[0])
+				snprintf(c->first_bad, sizeof(c->first_bad), "%s", jstring(a, "id"));
+		}
+	}
+	json_object_put(out);
+}
+
+/*
+ * Counters and CPU times at one instant. The counters take a GET: at the start
+ * of a window it is made before the CPU times are read, at the end after, so
+ * its own cost stays outside the window.
+ */
+static void sample(unsigned port, const struct child *verifier, const struct child *fleet, bool start,
+		   struct counts *c)
+{
+	double t, cv, cf, cr;
+
+	if (start)
+		count(port, c);
+	t = bench_now();
+	cv = proc_cpu(verifier->pid);
+	cf = proc_cpu(fleet->pid);
+	cr = proc_cpu(registrar->pid);
+	if (!start)
+		count(port, c);
+	c->t = t;
+	c->cpu_verifier = cv;
+	c->cpu_fleet = cf;
+	c->cpu_registrar = cr;
+}
+
+static _Noreturn void agent_problem(unsigned port, const char *id, const char *what)
+{
+	struct json_object *out = NULL;
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/agents/%s", id);
+	api(port, "GET", path, NULL, &out);
+	die("%s: agent %s: %s", what, id,
+	    out ? json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE) : "?");
+}
+
+/* ---- one fleet size ---- */
+
+struct paths {
+	const char *kumquat, *fleet_sim, *registrar, *verifier, *keys;
+	char tls[4096];
+	unsigned registrar_port;
+};
+
+struct result {
+	size_t hosts;
+	double secs, rate, cpu_v, cpu_f, cpu_r; /* attestations/s; CPU seconds per attestation */
+	int64_t n;
+};
+
+static void tls_file(char *out, size_t size, const struct paths *p, const char *name)
+{
+	fmt(out, size, "%s/%s", p->tls, name);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	if (kq_write_file(path, text, strlen(text)) < 0)
+		die("%s: %s", path, kq_errmsg());
+}
+
+static struct result run_fleet(const struct paths *p, size_t hosts, double window)
+{
+	char hosts_s[16], address[32], url[128], cert[4096], key[4096], ca[4096], vcert[4096], vkey[4096];
+	char conf[4096], text[8192], file[4096], name[32];
+	struct child *fleet, *verifier;
+	unsigned fport, vport;
+	struct counts c0, c1;
+	struct result res = { .hosts = hosts };
+	double t0;
+
+	/* the fleet: its hosts enrol with the registrar before it says ready */
+	fmt(hosts_s, sizeof(hosts_s), "%zu", hosts);
+	fmt(url, sizeof(url), "https://127.0.0.1:%u", p->registrar_port);
+	tls_file(cert, sizeof(cert), p, "fleet.pem");
+	tls_file(key, sizeof(key), p, "fleet-key.pem");
+	tls_file(ca, sizeof(ca), p, "ca.pem");
+	snprintf(name, sizeof(name), "fleet-sim-%zu", hosts);
+	fleet = spawn(name, (char *const[]){ (char *)p->fleet_sim, "serve", "--dir", (char *)p->keys, "--hosts", hosts_s,
+					     "--cert", cert, "--key", key, "--client-ca", ca, "--registrar", url,
+					     "--registrar-ca", ca, NULL });
+	fport = wait_log(fleet, "ready:", READY_TIMEOUT);
+
+	/* a fresh verifier */
+	tls_file(vcert, sizeof(vcert), p, "verifier.pem");
+	tls_file(vkey, sizeof(vkey), p, "verifier-key.pem");
+	fmt(conf, sizeof(conf), "%s/verifier-%zu.conf", dir, hosts);
+	fmt(text, sizeof(text),
+		 "[server]\nlisten = 127.0.0.1\nport = 0\ncert = %s\nkey = %s\nclient_ca = %s\n"
+		 "[client]\nca = %s\ncert = %s\nkey = %s\n"
+		 "[registrar]\nurl = https://127.0.0.1:%u\n"
+		 "[verifier]\ndatabase = %s/verifier-%zu.db\n"
+		 "[attest]\ninterval = 0\n"
+		 "[log]\nlevel = info\n",
+		 vcert, vkey, ca, ca, vcert, vkey, p->registrar_port, dir, hosts);
+	write_file(conf, text);
+	snprintf(name, sizeof(name), "verifier-%zu", hosts);
+	verifier = spawn(name, (char *const[]){ (char *)p->verifier, "--config", conf, NULL });
+	vport = wait_log(verifier, "listening on", READY_TIMEOUT);
+
+	for (unsigned i = 0; i < 3; i++) {
+		_cleanup_free_ char *mb = testdata_path(MB_POLICY);
+
+		if (!use_policy[i])
+			continue;
+		if (i == 1)
+			fmt(file, sizeof(file), "%s", mb);
+		else
+			fmt(file, sizeof(file), "%s/%s-policy.json", p->keys, policy_kinds[i]);
+		add_policy(vport, policy_names[i], policy_kinds[i], file);
+	}
+
+	fmt(address, sizeof(address), "127.0.0.1:%u", fport);
+	for (size_t i = 0; i < hosts; i++) {
+		struct json_object *body = json_object_new_object(), *out = NULL;
+		long st;
+
+		json_object_object_add(body, "id", json_object_new_string(ids[i]));
+		json_object_object_add(body, "address", json_object_new_string(address));
+		json_object_object_add(body, "interval", json_object_new_int(0));
+		for (unsigned k = 0; k < 3; k++) {
+			char field[16];
+
+			fmt(field, sizeof(field), "%s_policy", policy_kinds[k]);
+			if (use_policy[k])
+				json_object_object_add(body, field, json_object_new_string(policy_names[k]));
+		}
+		st = api(vport, "POST", "/v1/agents", body, &out);
+		json_object_put(body);
+		if (st != 201)
+			die("POST /v1/agents %s: HTTP %ld %s", ids[i], st, out ? json_object_to_json_string(out) : "");
+		json_object_put(out);
+	}
+
+	/* every agent attesting, with a passing verdict */
+	t0 = bench_now();
+	for (;;) {
+		count(vport, &c0);
+		if (c0.failed)
+			agent_problem(vport, c0.first_bad, "failed before the measurement");
+		if (c0.n == hosts && c0.attesting == hosts)
+			break;
+		check_alive(fleet);
+		check_alive(verifier);
+		if (bench_now() - t0 > ATTEST_TIMEOUT)
+			agent_problem(vport, c0.first_bad, "not attesting in time");
+		sleep_s(0.1);
+	}
+	printf("  %zu hosts: all attesting %.1f s after being added\n", hosts, bench_now() - t0);
+	fflush(stdout);
+	sleep_s(window / 4 < 2 ? window / 4 : 2);
+
+	sample(vport, verifier, fleet, true, &c0);
+	sleep_s(window);
+	check_alive(fleet);
+	check_alive(verifier);
+	sample(vport, verifier, fleet, false, &c1);
+	if (c1.failed || c1.attesting != hosts)
+		agent_problem(vport, c1.first_bad, "stopped attesting during the measurement");
+	if (c1.passes - c0.passes != c1.verdicts - c0.verdicts)
+		die("%lld of %lld verdicts in the window failed", (long long)((c1.verdicts - c0.verdicts) -
+									  (c1.passes - c0.passes)),
+		    (long long)(c1.verdicts - c0.verdicts));
+	res.n = c1.verdicts - c0.verdicts;
+	if (res.n <= 0)
+		die("no attestation in %.1f s", window);
+	res.secs = c1.t - c0.t;
+	res.rate = (double)res.n / res.secs;
+	res.cpu_v = (c1.cpu_verifier - c0.cpu_verifier) / (double)res.n;
+	res.cpu_f = (c1.cpu_fleet - c0.cpu_fleet) / (double)res.n;
+	res.cpu_r = (c1.cpu_registrar - c0.cpu_registrar) / (double)res.n;
+
+	stop_child(verifier);
+	stop_child(fleet);
+	if (!WIFEXITED(verifier->status) || WEXITSTATUS(verifier->status) != 0)
+		die("the verifier did not stop cleanly on SIGTERM (status 0x%x)", verifier->status);
+	if (!WIFEXITED(fleet->status) || WEXITSTATUS(fleet->status) != 0)
+		die("fleet-sim did not stop cleanly on SIGTERM (status 0x%x)", fleet->status);
+	n_children -= 2;
+	return res;
+}
+
+/* ---- baseline ---- */
+
+/* RSA-2048 PKCS#1 v1.5 SHA-256 verifications per second, one core, best of SLICES. */
+static double rsa_verify_rate(void)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t msg[145], sig[256];
+	size_t slen = sizeof(sig);
+	double best = 0;
+
+	RAND_bytes(msg, sizeof(msg));
+	if (!key || !md || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, sig, &slen, msg, sizeof(msg)) != 1)
+		die("baseline key");
+	EVP_MD_CTX_free(md);
+	for (int s = 0; s < SLICES; s++) {
+		double rate;
+
+		BENCH_RATE(&rate, 50, {
+			EVP_MD_CTX *c = EVP_MD_CTX_new();
+			EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, key);
+			sink += EVP_DigestVerify(c, sig, slen, msg, sizeof(msg));
+			EVP_MD_CTX_free(c);
+		});
+		if (rate > best)
+			best = rate;
+	}
+	EVP_PKEY_free(key);
+	return best;
+}
+
+/* ---- main ---- */
+
+/* Calls fn on each sep-separated piece of s (s is modified). */
+static void split(char *s, char sep, void (*fn)(const char *piece, void *ud), void *ud)
+{
+	while (s) {
+		char *next = strchr(s, sep);
+
+		if (next)
+			*next++ = '\0';
+		if (*s)
+			fn(s, ud);
+		s = next;
+	}
+}
+
+struct sizes {
+	size_t v[MAX_RUNS], n;
+};
+
+static void add_size(const char *piece, void *ud)
+{
+	struct sizes *sz = ud;
+	uint64_t v;
+
+	if (sz->n == MAX_RUNS || kq_parse_uint(piece, MAX_FLEET, &v) < 0 || v == 0) {
+		fprintf(stderr, "bench-verifier: --hosts: up to %d sizes from 1 to %d, comma-separated\n", MAX_RUNS,
+			MAX_FLEET);
+		exit(2);
+	}
+	sz->v[sz->n++] = (size_t)v;
+}
+
+static void add_policy_kind(const char *piece, void *ud)
+{
+	bool *use = ud;
+
+	for (unsigned i = 0; i < 3; i++)
+		if (strcmp(piece, policy_kinds[i]) == 0) {
+			use[i] = true;
+			return;
+		}
+	if (strcmp(piece, "none") != 0) {
+		fprintf(stderr, "bench-verifier: --policies: pcr, mb, ima or none, comma-separated\n");
+		exit(2);
+	}
+}
+
+static void add_id(const char *piece, void *ud)
+{
+	(void)ud;
+	if (strlen(piece) == 36 && n_ids < MAX_FLEET)
+		memcpy(ids[n_ids++], piece, 37);
+}
+
+static void read_ids(const char *keys, size_t need)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	char path[4096];
+	size_t len;
+
+	fmt(path, sizeof(path), "%s/ids", keys);
+	if (kq_read_file(path, 1u << 20, &buf, &len) < 0)
+		die("%s: %s", path, kq_errmsg());
+	n_ids = 0;
+	split((char *)buf, '\n', add_id, NULL);
+	if (n_ids < need)
+		die("%s: %zu ids, %zu needed", path, n_ids, need);
+}
+
+int main(int argc, char **argv)
+{
+	const char *build = getenv("KQ_BUILD"), *cached = getenv("KQ_FLEET_KEYS");
+	char reg_path[4096], ver_path[4096], keys[4096], conf[4096], text[8192];
+	struct sizes sz = { 0 };
+	size_t max_hosts = 0;
+	struct result res[MAX_RUNS];
+	struct paths p = { .kumquat = getenv("KUMQUAT"), .fleet_sim = getenv("KQ_FLEET_SIM") };
+	double secs = bench_seconds(), window = 4 * secs, rsa, t0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct sigaction sa = { .sa_handler = on_signal };
+	static const struct option longopts[] = {
+		{ "hosts", required_argument, NULL, 'n' },
+		{ "policies", required_argument, NULL, 'p' },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		_cleanup_free_ char *arg = optarg ? strdup(optarg) : NULL;
+
+		if (c == 'n' && arg) {
+			sz.n = 0;
+			split(arg, ',', add_size, &sz);
+		} else if (c == 'p' && arg) {
+			memset(use_policy, 0, sizeof(use_policy));
+			split(arg, ',', add_policy_kind, use_policy);
+		} else {
+			fprintf(stderr, "usage: bench-verifier [--hosts N[,N...]] [--policies pcr,mb,ima]"
+					"   (run through meson test --benchmark)\n");
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "bench-verifier: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (sz.n == 0) {
+		sz.v[sz.n++] = secs < 0.5 ? 3 : 10;
+		sz.v[sz.n++] = secs < 0.5 ? 10 : 100;
+	}
+	for (size_t i = 0; i < sz.n; i++)
+		max_hosts = sz.v[i] > max_hosts ? sz.v[i] : max_hosts;
+	if (!build || !p.kumquat || !p.fleet_sim) {
+		printf("SKIP: KQ_BUILD, KUMQUAT or KQ_FLEET_SIM not set (run through meson test --benchmark)\n");
+		return KQ_TEST_SKIP;
+	}
+	free(testdata_path(MB_POLICY)); /* exits 77 without the test data */
+	fmt(reg_path, sizeof(reg_path), "%s/registrar/kumquat-registrar", build);
+	fmt(ver_path, sizeof(ver_path), "%s/verifier/kumquat-verifier", build);
+	if (access(ver_path, X_OK) != 0 || access(reg_path, X_OK) != 0) {
+		printf("SKIP: %s or %s not built\n", ver_path, reg_path);
+		return KQ_TEST_SKIP;
+	}
+	p.registrar = reg_path;
+	p.verifier = ver_path;
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	have_dir = true;
+	atexit(cleanup);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	tpm_quiet_tss_log();
+	log_setup(LOG_WARN, false);
+
+	printf("# verifier: N simulated hosts (fleet-sim), interval 0, policies:%s%s%s%s;"
+	       " %.2g s window per N, %ld CPUs shared by verifier, fleet-sim and registrar\n",
+	       use_policy[0] ? " pcr" : "", use_policy[1] ? " mb" : "", use_policy[2] ? " ima" : "",
+	       use_policy[0] || use_policy[1] || use_policy[2] ? "" : " none", window, cpus);
+	fflush(stdout);
+	rsa = rsa_verify_rate();
+
+	/* TLS for everyone, from one deployment CA */
+	fmt(p.tls, sizeof(p.tls), "%s/tls", dir);
+	run("ca-init", (char *const[]){ (char *)p.kumquat, "ca", "init", "--dir", p.tls, NULL });
+	run("ca-issue", (char *const[]){ (char *)p.kumquat, "ca", "issue", "--dir", p.tls, "--name", "registrar",
+					 "--server", NULL });
+	run("ca-issue", (char *const[]){ (char *)p.kumquat, "ca", "issue", "--dir", p.tls, "--name", "fleet",
+					 "--server", NULL });
+	run("ca-issue", (char *const[]){ (char *)p.kumquat, "ca", "issue", "--dir", p.tls, "--name", "verifier",
+					 "--both", NULL });
+	run("ca-issue", (char *const[]){ (char *)p.kumquat, "ca", "issue", "--dir", p.tls, "--name", "admin",
+					 "--client", NULL });
+	{
+		static char ca[4096], cert[4096], key[4096];
+
+		tls_file(ca, sizeof(ca), &p, "ca.pem");
+		tls_file(cert, sizeof(cert), &p, "admin.pem");
+		tls_file(key, sizeof(key), &p, "admin-key.pem");
+		admin = (struct http_client_config){ .ca_file = ca, .cert_file = cert, .key_file = key,
+						     .timeout_ms = 60000, .max_response = 64u << 20 };
+	}
+
+	/* the hosts' keys, the vendor CA, the policies (kept across runs when KQ_FLEET_KEYS is set) */
+	if (cached && cached[0])
+		fmt(keys, sizeof(keys), "%s", cached);
+	else
+		fmt(keys, sizeof(keys), "%s/fleet", dir);
+	p.keys = keys;
+	{
+		char n_s[16];
+
+		t0 = bench_now();
+		fmt(n_s, sizeof(n_s), "%zu", max_hosts);
+		run("fleet-keygen", (char *const[]){ (char *)p.fleet_sim, "keygen", "--dir", keys, "--hosts", n_s, NULL });
+		printf("# keys for %zu hosts ready in %.1f s (%s)\n", max_hosts, bench_now() - t0,
+		       cached && cached[0] ? keys : "temp dir");
+	}
+	read_ids(keys, max_hosts);
+
+	/* one registrar for all runs */
+	fmt(conf, sizeof(conf), "%s/registrar.conf", dir);
+	fmt(text, sizeof(text),
+		 "[server]\nlisten = 127.0.0.1\nport = 0\ncert = %s/registrar.pem\nkey = %s/registrar-key.pem\n"
+		 "client_ca = %s/ca.pem\n[registrar]\ndatabase = %s/registrar.db\nek_ca_dir = %s/ek-ca\n",
+		 p.tls, p.tls, p.tls, dir, keys);
+	write_file(conf, text);
+	registrar = spawn("registrar", (char *const[]){ reg_path, "--config", conf, NULL });
+	p.registrar_port = wait_log(registrar, "listening on", READY_TIMEOUT);
+
+	for (size_t i = 0; i < sz.n; i++)
+		res[i] = run_fleet(&p, sz.v[i], window);
+
+	printf("\nbaseline: RSA-2048 PKCS#1 v1.5 SHA-256 verify, one core: %.0f/s (%.1f us each)\n\n", rsa,
+	       1e6 / rsa);
+	printf("%6s %9s %9s %12s %13s %14s %14s %12s\n", "hosts", "attest/s", "n", "verifier ms", "attest/s per",
+	       "verifier CPU /", "per core /", "fleet-sim ms");
+	printf("%6s %9s %9s %12s %13s %14s %14s %12s\n", "", "", "", "CPU/attest", "verifier core",
+	       "RSA verify", "RSA verify/s", "CPU/attest");
+	for (size_t i = 0; i < sz.n; i++) {
+		const struct result *r = &res[i];
+
+		printf("%6zu %9.1f %9lld %12.3f %13.1f %14.1f %14.5f %12.3f\n", r->hosts, r->rate, (long long)r->n,
+		       r->cpu_v * 1e3, 1 / r->cpu_v, r->cpu_v * rsa, (1 / r->cpu_v) / rsa, r->cpu_f * 1e3);
+	}
+	printf("\n(verifier CPU / RSA verify: the verifier's CPU per attestation in RSA-2048 verifications;"
+	       " the registrar used %.3f ms per attestation in the window)\n",
+	       res[sz.n - 1].cpu_r * 1e3);
+	return 0;
+}
