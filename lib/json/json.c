@@ -510,26 +510,42 @@ int kq_base64_encode(const uint8_t *data, size_t len, char **ret)
 	return 0;
 }
 
-static int b64val(uint8_t c)
+/*
+ * One more than the value of each byte as a base64 digit, 0 for bytes that
+ * are not one: after subtracting 1 (as uint32_t) an invalid byte has bit 7
+ * set, a digit never does.
+ */
+static const uint8_t b64val_table[256] = {
+	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+	['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+	['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+	['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+	['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+	['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+	['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+	['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
+
+/* The value of base64 digit c (0-63), or a number with bit 7 set if c is not one. */
+static inline uint32_t b64v(uint8_t c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return (uint32_t)b64val_table[c] - 1;
+}
+
+static int b64_bad_char(const uint8_t *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b64v(s[i]) & 0x80)
+			return kq_err(-EINVAL, "base64: invalid character at offset %zu", i);
+	return kq_err(-EINVAL, "base64: invalid character");
 }
 
 int kq_base64_decode(const char *str, size_t max, uint8_t **ret, size_t *ret_len)
 {
 	const uint8_t *s = (const uint8_t *)str;
-	size_t n = strlen(str), pad = 0, olen, j = 0;
-	uint8_t *out;
+	size_t n = strlen(str), pad = 0, olen, full, j = 0;
+	uint8_t *out, tail[4] = { 'A', 'A', 'A', 'A' };
+	uint32_t bad = 0;
 
 	if (n % 4)
 		return kq_err(-EINVAL, "base64: length %zu is not a multiple of 4", n);
@@ -538,28 +554,40 @@ int kq_base64_decode(const char *str, size_t max, uint8_t **ret, size_t *ret_len
 	olen = n / 4 * 3 - pad;
 	if (olen > max)
 		return kq_err(-E2BIG, "base64: %zu bytes exceed the limit of %zu", olen, max);
-	for (size_t i = 0; i < n - pad; i++)
-		if (b64val(s[i]) < 0)
-			return kq_err(-EINVAL, "base64: invalid character at offset %zu", i);
-	/* the bits the padding leaves unused must be zero */
-	if (pad == 1 && (b64val(s[n - 2]) & 0x03))
-		return kq_err(-EINVAL, "base64: non-canonical padding");
-	if (pad == 2 && (b64val(s[n - 3]) & 0x0f))
-		return kq_err(-EINVAL, "base64: non-canonical padding");
-
 	out = malloc(olen ? olen : 1);
 	if (!out)
 		return kq_err(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i += 4) {
-		uint32_t v = 0;
 
-		for (size_t k = 0; k < 4; k++)
-			v = v << 6 | (s[i + k] == '=' ? 0u : (uint32_t)b64val(s[i + k]));
+	/* every quad but a padded last one; invalid digits are collected in bad (bit 7) */
+	full = pad ? n - 4 : n;
+	for (size_t i = 0; i < full; i += 4) {
+		uint32_t a = b64v(s[i]), b = b64v(s[i + 1]), c = b64v(s[i + 2]), d = b64v(s[i + 3]);
+		uint32_t v = a << 18 | b << 12 | c << 6 | d;
+
+		bad |= a | b | c | d;
 		out[j++] = (uint8_t)(v >> 16);
-		if (j < olen)
+		out[j++] = (uint8_t)(v >> 8);
+		out[j++] = (uint8_t)v;
+	}
+	if (pad) {
+		uint32_t v;
+
+		memcpy(tail, s + n - 4, 4 - pad);
+		bad |= b64v(tail[0]) | b64v(tail[1]) | b64v(tail[2]);
+		v = (b64v(tail[0]) & 0x3f) << 18 | (b64v(tail[1]) & 0x3f) << 12 | (b64v(tail[2]) & 0x3f) << 6 |
+		    (b64v(tail[3]) & 0x3f);
+		/* the bits the padding leaves unused must be zero */
+		if (!(bad & 0x80) && ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff)))) {
+			free(out);
+			return kq_err(-EINVAL, "base64: non-canonical padding");
+		}
+		out[j++] = (uint8_t)(v >> 16);
+		if (pad == 1)
 			out[j++] = (uint8_t)(v >> 8);
-		if (j < olen)
-			out[j++] = (uint8_t)v;
+	}
+	if (bad & 0x80) {
+		free(out);
+		return b64_bad_char(s, n - pad);
 	}
 	*ret = out;
 	*ret_len = olen;
