@@ -26,6 +26,7 @@
 
 struct agent_rt {
 	struct agent_row row;
+	bool busy;               /* a worker is evaluating this agent's evidence */
 	struct tpm_key ak;
 	struct policy *pol[3];   /* pcr, mb, ima */
 	char load_error[256];    /* why the AK or a policy could not be loaded, "" if fine */
@@ -55,6 +56,41 @@ struct transfer {
 	int64_t attempts;
 };
 
+/*
+ * One evidence document to evaluate, with copies of everything the worker
+ * needs, so that the agent may be reloaded or dropped meanwhile.
+ */
+struct job {
+	struct job *next;
+	char id[VERIFIER_ID_LEN + 1];
+	int64_t gen;
+	enum agent_state state_before;
+	EVP_PKEY *ak;
+	struct policy *pol[3];
+	struct attest_state st;
+	bool have_state, from_zero;
+	uint8_t nonce[VERIFIER_NONCE_LEN];
+	TPML_PCR_SELECTION asked;
+	uint64_t ima_offset;
+	uint8_t *buf;
+	size_t len;
+	/* the outcome */
+	enum { JOB_RECORDED, JOB_NEW_BOOT, JOB_RETRY, JOB_STALE } outcome;
+	enum agent_state new_state;
+	bool pass;
+};
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	EVP_PKEY_free(j->ak);
+	for (unsigned i = 0; i < 3; i++)
+		policy_unref(j->pol[i]);
+	free(j->buf);
+	free(j);
+}
+
 struct loop {
 	const struct verifier_config *cfg;
 	struct db *db;
@@ -78,6 +114,15 @@ struct loop {
 	struct transfer *deliveries[MAX_DELIVERIES];
 	size_t n_deliveries;
 	int64_t next_outbox_ms;
+	atomic_bool outbox_kick;
+
+	/* evaluation workers: jobs in, results out (both under jobs_lock) */
+	pthread_t *workers;
+	size_t n_workers;
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_cond;
+	struct job *todo, *todo_tail, *done;
+	bool workers_stop;
 };
 
 /* ---- agents in memory ---- */
@@ -277,24 +322,25 @@ static struct json_object *reason(const char *component, const char *code, int64
 	return o;
 }
 
-/* Writes the outcome; the in-memory row follows only if the database took it. */
-static void record(struct loop *l, struct agent_rt *a, enum agent_state state, bool evaluated, bool pass,
-		   struct json_object *reasons, const struct attest_state *st)
+/*
+ * Stores an outcome for agent id at generation gen and logs a state change.
+ * Thread-safe (the loop and the workers call it). Returns store_round's
+ * result: -ESTALE / -ENOENT when the agent changed or went meanwhile.
+ */
+static int store_outcome(struct loop *l, const char *id, int64_t gen, enum agent_state old, enum agent_state state,
+			 bool evaluated, bool pass, struct json_object *reasons, const struct attest_state *st)
 {
 	struct round_result res = {
 		.state = state, .evaluated = evaluated, .pass = pass, .reasons = reasons, .st = st,
 		.history_max = l->cfg->history_max,
 	};
 	bool changed = false;
-	int r = store_round(l->db, l->nt, a->row.id, a->row.generation, &res, &changed);
+	int r = store_round(l->db, l->nt, id, gen, &res, &changed);
 
-	if (r == -ESTALE || r == -ENOENT) {
-		loop_changed(l, a->row.id);
-		return;
-	}
 	if (r < 0) {
-		log_error(MOD, "agent %s: cannot record the round: %s", a->row.id, kq_errmsg());
-		return;
+		if (r != -ESTALE && r != -ENOENT)
+			log_error(MOD, "agent %s: cannot record the round: %s", id, kq_errmsg());
+		return r;
 	}
 	if (changed) {
 		struct json_object *first = json_object_array_length(reasons) ? json_object_array_get_idx(reasons, 0) : NULL;
@@ -302,11 +348,25 @@ static void record(struct loop *l, struct agent_rt *a, enum agent_state state, b
 
 		if (first)
 			json_object_object_get_ex(first, "message", &m);
-		log_msg(state == AGENT_ATTESTING ? LOG_INFO : LOG_WARN, MOD, "agent %s: %s -> %s%s%s", a->row.id,
-			agent_state_name(a->row.state), agent_state_name(state), m ? ": " : "",
-			m ? json_object_get_string(m) : "");
-		l->next_outbox_ms = 0;
+		log_msg(state == AGENT_ATTESTING ? LOG_INFO : LOG_WARN, MOD, "agent %s: %s -> %s%s%s", id,
+			agent_state_name(old), agent_state_name(state), m ? ": " : "", m ? json_object_get_string(m) : "");
+		atomic_store(&l->outbox_kick, true);
 	}
+	return 0;
+}
+
+/* On the loop thread: stores the outcome; the in-memory row follows only if the database took it. */
+static void record(struct loop *l, struct agent_rt *a, enum agent_state state, bool evaluated, bool pass,
+		   struct json_object *reasons, const struct attest_state *st)
+{
+	int r = store_outcome(l, a->row.id, a->row.generation, a->row.state, state, evaluated, pass, reasons, st);
+
+	if (r == -ESTALE || r == -ENOENT) {
+		loop_changed(l, a->row.id);
+		return;
+	}
+	if (r < 0)
+		return;
 	a->row.state = state;
 	if (st) {
 		*a->row.st = *st;
@@ -506,46 +566,10 @@ static void agent_error(struct json_object *body, char *code, size_t code_n, cha
 	}
 }
 
-static void evaluate(struct loop *l, struct agent_rt *a, struct transfer *x, struct json_object *ev)
+static struct json_object *verdict_reasons(const struct attest_verdict *v)
 {
-	struct attest_policy pol = {
-		.static_pcrs = a->pol[0] ? policy_pcrs(a->pol[0]) : NULL,
-		.mb = a->pol[1] ? policy_mb(a->pol[1]) : NULL,
-		.ima = a->pol[2] ? policy_ima(a->pol[2]) : NULL,
-	};
-	_cleanup_free_ struct attest_state *st = malloc(sizeof(*st));
-	_cleanup_free_ struct attest_verdict *v = malloc(sizeof(*v));
-	struct json_object *rs, *bid;
-	int r;
+	struct json_object *rs = json_object_new_array();
 
-	if (!st || !v) {
-		log_error(MOD, "agent %s: out of memory", a->row.id);
-		return;
-	}
-	*st = *a->row.st;
-	if (!a->row.have_state)
-		memset(st, 0, sizeof(*st));
-
-	/* a new boot restarts the IMA list: ask for all of it before judging (the quote still decides) */
-	if (!a->from_zero && x->ima_offset > 0 && st->have_quote &&
-	    json_object_object_get_ex(ev, "boot_id", &bid) && json_object_is_type(bid, json_type_string) &&
-	    strcmp(json_object_get_string(bid), st->boot_id) != 0) {
-		log_info(MOD, "agent %s: new boot, asking for the IMA list from its start", a->row.id);
-		a->from_zero = true;
-		a->due_ms = verifier_mono_ms();
-		return;
-	}
-	a->from_zero = false;
-	a->failures = 0;
-	a->due_ms = verifier_mono_ms() + (int64_t)a->row.interval * 1000;
-
-	r = attest_host(&pol, a->ak.pkey, x->nonce, sizeof(x->nonce), &x->asked, ev, st, v);
-	if (r < 0) {
-		log_error(MOD, "agent %s: evaluation failed: %s", a->row.id, kq_errmsg());
-		a->due_ms = verifier_mono_ms() + TICK_MS;
-		return;
-	}
-	rs = json_object_new_array();
 	for (size_t i = 0; i < v->n_failures; i++) {
 		const struct attest_failure *f = &v->failures[i];
 
@@ -553,8 +577,171 @@ static void evaluate(struct loop *l, struct agent_rt *a, struct transfer *x, str
 	}
 	if (v->truncated)
 		json_object_array_add(rs, reason("verdict", "more_failures", -1, "more failures were found than recorded"));
-	record(l, a, v->pass ? AGENT_ATTESTING : AGENT_FAILED, true, v->pass, rs, v->pass ? st : NULL);
+	return rs;
+}
+
+/* On a worker: parses and judges the evidence, and stores the verdict. */
+static void run_job(struct loop *l, struct job *j)
+{
+	struct attest_policy pol = {
+		.static_pcrs = j->pol[0] ? policy_pcrs(j->pol[0]) : NULL,
+		.mb = j->pol[1] ? policy_mb(j->pol[1]) : NULL,
+		.ima = j->pol[2] ? policy_ima(j->pol[2]) : NULL,
+	};
+	_cleanup_free_ struct attest_verdict *v = malloc(sizeof(*v));
+	struct json_object *ev = NULL, *rs, *bid;
+	int r;
+
+	j->outcome = JOB_RETRY;
+	if (!v) {
+		log_error(MOD, "agent %s: out of memory", j->id);
+		return;
+	}
+	if (!j->have_state)
+		memset(&j->st, 0, sizeof(j->st));
+	if (json_parse_body(j->buf, j->len, l->cfg->max_evidence, 8, &ev) < 0) {
+		rs = json_object_new_array();
+		json_object_array_add(rs, reason("quote", "malformed", -1, "the evidence is not a JSON document"));
+		j->new_state = AGENT_FAILED;
+		r = store_outcome(l, j->id, j->gen, j->state_before, AGENT_FAILED, true, false, rs, NULL);
+		j->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
+		json_object_put(rs);
+		return;
+	}
+	/* a new boot restarts the IMA list: ask for all of it before judging (the quote still decides) */
+	if (!j->from_zero && j->ima_offset > 0 && j->st.have_quote &&
+	    json_object_object_get_ex(ev, "boot_id", &bid) && json_object_is_type(bid, json_type_string) &&
+	    strcmp(json_object_get_string(bid), j->st.boot_id) != 0) {
+		log_info(MOD, "agent %s: new boot, asking for the IMA list from its start", j->id);
+		j->outcome = JOB_NEW_BOOT;
+		json_object_put(ev);
+		return;
+	}
+	r = attest_host(&pol, j->ak, j->nonce, sizeof(j->nonce), &j->asked, ev, &j->st, v);
+	json_object_put(ev);
+	if (r < 0) {
+		log_error(MOD, "agent %s: evaluation failed: %s", j->id, kq_errmsg());
+		return;
+	}
+	rs = verdict_reasons(v);
+	j->pass = v->pass;
+	j->new_state = v->pass ? AGENT_ATTESTING : AGENT_FAILED;
+	r = store_outcome(l, j->id, j->gen, j->state_before, j->new_state, true, v->pass, rs, v->pass ? &j->st : NULL);
+	j->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
 	json_object_put(rs);
+}
+
+static void *worker(void *ud)
+{
+	struct loop *l = ud;
+
+	pthread_mutex_lock(&l->jobs_lock);
+	for (;;) {
+		struct job *j;
+
+		while (!l->todo && !l->workers_stop)
+			pthread_cond_wait(&l->jobs_cond, &l->jobs_lock);
+		if (l->workers_stop)
+			break;
+		j = l->todo;
+		l->todo = j->next;
+		if (!l->todo)
+			l->todo_tail = NULL;
+		pthread_mutex_unlock(&l->jobs_lock);
+
+		run_job(l, j);
+
+		pthread_mutex_lock(&l->jobs_lock);
+		j->next = l->done;
+		l->done = j;
+		pthread_mutex_unlock(&l->jobs_lock);
+		curl_multi_wakeup(l->multi);
+		pthread_mutex_lock(&l->jobs_lock);
+	}
+	pthread_mutex_unlock(&l->jobs_lock);
+	return NULL;
+}
+
+/* Hands a 200 answer to the workers; the agent is busy until the result is back. */
+static void queue_job(struct loop *l, struct agent_rt *a, struct transfer *x)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j || EVP_PKEY_up_ref(a->ak.pkey) != 1) {
+		free(j);
+		log_error(MOD, "agent %s: out of memory", a->row.id);
+		a->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	snprintf(j->id, sizeof(j->id), "%s", a->row.id);
+	j->gen = a->row.generation;
+	j->state_before = a->row.state;
+	j->ak = a->ak.pkey;
+	for (unsigned i = 0; i < 3; i++) {
+		j->pol[i] = a->pol[i];
+		if (j->pol[i])
+			policy_ref(j->pol[i]);
+	}
+	j->st = *a->row.st;
+	j->have_state = a->row.have_state;
+	j->from_zero = a->from_zero;
+	memcpy(j->nonce, x->nonce, sizeof(j->nonce));
+	j->asked = x->asked;
+	j->ima_offset = x->ima_offset;
+	j->buf = x->buf ? TAKE_PTR(x->buf) : calloc(1, 1);
+	j->len = x->len;
+	a->busy = true;
+	pthread_mutex_lock(&l->jobs_lock);
+	if (l->todo_tail)
+		l->todo_tail->next = j;
+	else
+		l->todo = j;
+	l->todo_tail = j;
+	pthread_cond_signal(&l->jobs_cond);
+	pthread_mutex_unlock(&l->jobs_lock);
+}
+
+/* On the loop thread: what the workers concluded, applied to agents still at that generation. */
+static void collect_jobs(struct loop *l)
+{
+	struct job *done, *j;
+
+	pthread_mutex_lock(&l->jobs_lock);
+	done = l->done;
+	l->done = NULL;
+	pthread_mutex_unlock(&l->jobs_lock);
+	while ((j = done)) {
+		struct agent_rt *a = find_agent(l, j->id, NULL);
+		int64_t now = verifier_mono_ms();
+
+		done = j->next;
+		if (a && a->busy && a->row.generation == j->gen) {
+			a->busy = false;
+			switch (j->outcome) {
+			case JOB_NEW_BOOT:
+				a->from_zero = true;
+				a->due_ms = now;
+				break;
+			case JOB_RECORDED:
+				a->row.state = j->new_state;
+				if (j->pass) {
+					*a->row.st = j->st;
+					a->row.have_state = true;
+				}
+				a->from_zero = false;
+				a->failures = 0;
+				a->due_ms = now + (int64_t)a->row.interval * 1000;
+				break;
+			case JOB_STALE:
+				loop_changed(l, j->id);
+				break;
+			case JOB_RETRY:
+				a->due_ms = now + TICK_MS;
+				break;
+			}
+		}
+		job_free(j);
+	}
 }
 
 static void finish_round(struct loop *l, struct transfer *x, CURLcode cc)
@@ -572,33 +759,21 @@ static void finish_round(struct loop *l, struct transfer *x, CURLcode cc)
 		return;
 	}
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 200) {
+		queue_job(l, a, x);
+		return;
+	}
 	if (json_parse_body(x->buf ? x->buf : (const uint8_t *)"", x->len, l->cfg->max_evidence, 8, &body) < 0)
 		body = NULL;
-	if (status == 409) {
-		agent_error(body, code, sizeof(code), msg, sizeof(msg));
-		if (strcmp(code, "ima_offset_ahead") == 0 && !a->from_zero) {
-			/* the list is shorter than our position: a reboot; ask from its start now */
-			a->from_zero = true;
-			a->due_ms = verifier_mono_ms();
-			json_object_put(body);
-			return;
-		}
-	}
-	if (status != 200) {
-		agent_error(body, code, sizeof(code), msg, sizeof(msg));
-		transport_failure(l, a, "agent_error", "the host agent answered %ld %s: %s", status, code, msg);
-	} else if (!body) {
-		struct json_object *rs = json_object_new_array();
-
-		a->failures = 0;
-		a->due_ms = verifier_mono_ms() + (int64_t)a->row.interval * 1000;
-		json_object_array_add(rs, reason("quote", "malformed", -1, "the evidence is not a JSON document"));
-		record(l, a, AGENT_FAILED, true, false, rs, NULL);
-		json_object_put(rs);
-	} else {
-		evaluate(l, a, x, body);
-	}
+	agent_error(body, code, sizeof(code), msg, sizeof(msg));
 	json_object_put(body);
+	if (status == 409 && strcmp(code, "ima_offset_ahead") == 0 && !a->from_zero) {
+		/* the list is shorter than our position: a reboot; ask from its start now */
+		a->from_zero = true;
+		a->due_ms = verifier_mono_ms();
+		return;
+	}
+	transport_failure(l, a, "agent_error", "the host agent answered %ld %s: %s", status, code, msg);
 }
 
 static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
@@ -606,7 +781,7 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 	for (size_t i = 0; i < l->n_agents; i++) {
 		struct agent_rt *a = l->agents[i];
 
-		if (a->xfer || (a->row.state != AGENT_ATTESTING && a->row.state != AGENT_UNREACHABLE))
+		if (a->xfer || a->busy || (a->row.state != AGENT_ATTESTING && a->row.state != AGENT_UNREACHABLE))
 			continue;
 		if (a->load_error[0]) {
 			struct json_object *rs = json_object_new_array();
@@ -708,6 +883,9 @@ static void *run(void *ud)
 		int running, left;
 
 		apply_changes(l);
+		collect_jobs(l);
+		if (atomic_exchange(&l->outbox_kick, false))
+			l->next_outbox_ms = 0;
 		start_rounds(l, now, &next);
 		start_deliveries(l, now);
 		curl_multi_perform(l->multi, &running);
@@ -746,6 +924,8 @@ int loop_new(const struct verifier_config *cfg, struct db *db, struct policies *
 	l->ps = ps;
 	l->nt = nt;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->jobs_lock, NULL);
+	pthread_cond_init(&l->jobs_cond, NULL);
 	l->multi = curl_multi_init();
 	l->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (!l->multi || !l->headers) {
@@ -760,8 +940,18 @@ int loop_new(const struct verifier_config *cfg, struct db *db, struct policies *
 
 int loop_start(struct loop *l)
 {
-	int r = pthread_create(&l->thread, NULL, run, l);
+	size_t n = l->cfg->workers ? l->cfg->workers : 1;
+	int r;
 
+	l->workers = calloc(n, sizeof(*l->workers));
+	if (!l->workers)
+		return kq_err(-ENOMEM, "out of memory");
+	for (; l->n_workers < n; l->n_workers++) {
+		r = pthread_create(&l->workers[l->n_workers], NULL, worker, l);
+		if (r != 0)
+			return kq_err(-r, "cannot start an evaluation thread");
+	}
+	r = pthread_create(&l->thread, NULL, run, l);
 	if (r != 0)
 		return kq_err(-r, "cannot start the attestation thread");
 	l->started = true;
@@ -777,6 +967,25 @@ void loop_free(struct loop *l)
 		curl_multi_wakeup(l->multi);
 		pthread_join(l->thread, NULL);
 	}
+	pthread_mutex_lock(&l->jobs_lock);
+	l->workers_stop = true;
+	pthread_cond_broadcast(&l->jobs_cond);
+	pthread_mutex_unlock(&l->jobs_lock);
+	for (size_t i = 0; i < l->n_workers; i++)
+		pthread_join(l->workers[i], NULL);
+	free(l->workers);
+	while (l->todo) {
+		struct job *j = l->todo;
+
+		l->todo = j->next;
+		job_free(j);
+	}
+	while (l->done) {
+		struct job *j = l->done;
+
+		l->done = j->next;
+		job_free(j);
+	}
 	while (l->n_agents)
 		drop_agent(l, l->n_agents - 1);
 	free(l->agents);
@@ -791,5 +1000,7 @@ void loop_free(struct loop *l)
 		curl_multi_cleanup(l->multi);
 	curl_slist_free_all(l->headers);
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->jobs_lock);
+	pthread_cond_destroy(&l->jobs_cond);
 	free(l);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -35,6 +36,7 @@ static const struct conf_option options[] = {
 	C("attest", "retries", CONF_UINT, retries, 100),
 	C("attest", "max_concurrent", CONF_UINT, max_concurrent, 10000),
 	C("attest", "max_evidence", CONF_UINT, max_evidence, VERIFIER_MAX_EVIDENCE),
+	C("attest", "workers", CONF_UINT, workers, 64),
 	C("policy", "dsse_key", CONF_PATH, dsse_key, 0),
 	C("policy", "require_signed_ima", CONF_BOOL, require_signed_ima, 0),
 	C("policy", "allow_ima_violations", CONF_BOOL, allow_ima_violations, 0),
@@ -77,6 +79,8 @@ static const char *check_config(const struct verifier_config *cfg)
 		return "[client] ca, cert and key are required: host agents and the registrar need mutual TLS";
 	if (!cfg->registrar_url || strncmp(cfg->registrar_url, "https://", 8) != 0)
 		return "[registrar] url is required and must be https://";
+	if (cfg->workers == 0)
+		return "[attest] workers must be at least 1";
 	if (cfg->max_concurrent == 0)
 		return "[attest] max_concurrent must be at least 1";
 	if (cfg->max_evidence < 4096)
@@ -124,6 +128,11 @@ int main(int argc, char **argv)
 	cfg.listen = (char *)"127.0.0.1";
 	cfg.database = (char *)"/var/lib/kumquat/verifier.db";
 	cfg.log_level = (char *)"info";
+	{
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg.workers = cpus > 0 && cpus <= 64 ? (uint64_t)cpus : 2;
+	}
 	r = conf_load(config, options, &cfg);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-verifier: config: %s\n", kq_errmsg());

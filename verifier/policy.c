@@ -53,6 +53,11 @@ const struct tpm_pcrs *policy_pcrs(const struct policy *p) { return p->pcrs; }
 const struct mbpolicy *policy_mb(const struct policy *p) { return p->mb; }
 const struct imapolicy *policy_ima(const struct policy *p) { return p->ima; }
 
+void policy_ref(struct policy *p)
+{
+	atomic_fetch_add(&p->refs, 1);
+}
+
 void policy_unref(struct policy *p)
 {
 	if (!p || atomic_fetch_sub(&p->refs, 1) != 1)

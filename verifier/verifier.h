@@ -44,7 +44,7 @@ struct verifier_config {
 	char *registrar_url;
 	char *database;
 	uint64_t history_max;
-	uint64_t interval, timeout_ms, retries, max_concurrent, max_evidence;
+	uint64_t interval, timeout_ms, retries, max_concurrent, max_evidence, workers;
 	char *dsse_key;
 	bool require_signed_ima, allow_ima_violations;
 	char *webhooks;                     /* comma-separated */
@@ -173,6 +173,7 @@ int policy_compile(struct policies *ps, enum policy_kind kind, const uint8_t *do
 int policies_get(struct policies *ps, const char *name, struct policy **ret);
 /* Drops a cached policy after it was deleted from the database. */
 void policies_forget(struct policies *ps, const char *name);
+void policy_ref(struct policy *p);
 void policy_unref(struct policy *p);
 enum policy_kind policy_kind(const struct policy *p);
 const char *policy_kind_name(enum policy_kind k);
@@ -201,7 +202,7 @@ struct loop;
 
 int loop_new(const struct verifier_config *cfg, struct db *db, struct policies *ps,
 	     struct notifier *nt, struct loop **ret);
-/* Runs the loop on its own thread. */
+/* Runs the loop on its own thread, and [attest] workers evaluation threads. */
 int loop_start(struct loop *l);
 /* Asks the thread to stop and waits for it; frees everything. NULL is fine. */
 void loop_free(struct loop *l);
