@@ -20,19 +20,8 @@
 
 int host_agent_valid_id(char *id)
 {
-	static const int dash[] = { 8, 13, 18, 23 };
-
-	if (strlen(id) != 36)
+	if (!kq_uuid_normalize(id, id))
 		return kq_err(-EINVAL, "the agent id '%.40s' is not a UUID", id);
-	for (int i = 0; i < 36; i++) {
-		char c = id[i];
-
-		if (c >= 'A' && c <= 'F')
-			id[i] = c = (char)(c - 'A' + 'a');
-		if (i == dash[0] || i == dash[1] || i == dash[2] || i == dash[3] ? c != '-'
-		    : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return kq_err(-EINVAL, "the agent id '%s' is not a UUID", id);
-	}
 	return 0;
 }
 

@@ -37,20 +37,10 @@ static void x509_freep(X509 **p) { X509_free(*p); }
 
 bool reg_valid_id(const char *s)
 {
-	static const int dash[] = { 8, 13, 18, 23 };
+	char lower[37];
 
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool want_dash = i == dash[0] || i == dash[1] || i == dash[2] || i == dash[3];
-		char c = s[i];
-		/* lowercase only: one spelling per UUID, so one agent per UUID */
-		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-
-		if (want_dash ? c != '-' : !hex)
-			return false;
-	}
-	return true;
+	/* lowercase only: one spelling per UUID, so one agent per UUID */
+	return kq_uuid_normalize(s, lower) && strcmp(lower, s) == 0;
 }
 
 int registrar_open(const struct registrar_config *cfg, struct registrar **ret)

@@ -167,21 +167,9 @@ void client_time(struct json_object *o, const char *k, char *buf, size_t n)
 		snprintf(buf, n, "?");
 }
 
-static bool hex_digit(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 bool client_uuid(const char *s, char ret[static 37])
 {
-	if (strlen(s) != 36)
-		return false;
-	for (size_t i = 0; i < 36; i++)
-		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !hex_digit(s[i]))
-			return false;
-	for (size_t i = 0; i <= 36; i++)
-		ret[i] = s[i] >= 'A' && s[i] <= 'F' ? (char)(s[i] - 'A' + 'a') : s[i];
-	return true;
+	return kq_uuid_normalize(s, ret);
 }
 
 bool client_policy_name_ok(const char *s)

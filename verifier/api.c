@@ -15,16 +15,7 @@
 
 bool verifier_valid_id(char *id)
 {
-	static const char pat[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-
-	if (strlen(id) != VERIFIER_ID_LEN)
-		return false;
-	for (size_t i = 0; i < VERIFIER_ID_LEN; i++) {
-		if (pat[i] == '-' ? id[i] != '-' : kq_hex_digit((unsigned char)id[i]) < 0)
-			return false;
-		id[i] = (char)tolower((unsigned char)id[i]);
-	}
-	return true;
+	return kq_uuid_normalize(id, id);
 }
 
 bool verifier_valid_name(const char *name)

@@ -341,3 +341,15 @@ void kq_sd_notify(const char *state)
 		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
 	close(fd);
 }
+
+bool kq_uuid_normalize(const char *s, char ret[37])
+{
+	if (strnlen(s, 37) != 36)
+		return false;
+	for (size_t i = 0; i < 36; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : kq_hex_digit((unsigned char)s[i]) < 0)
+			return false;
+	for (size_t i = 0; i <= 36; i++)
+		ret[i] = s[i] >= 'A' && s[i] <= 'F' ? (char)(s[i] - 'A' + 'a') : s[i];
+	return true;
+}

@@ -109,6 +109,13 @@ int kq_write_file(const char *path, const void *data, size_t len);
 /* Sends a state line ("READY=1") to systemd when run as a notify service; no-op otherwise. */
 void kq_sd_notify(const char *state);
 
+/*
+ * True if s is a UUID (8-4-4-4-12 hex digits, either case); ret then holds
+ * its lowercase spelling, the one form ids are stored and compared in. ret
+ * may be s itself.
+ */
+bool kq_uuid_normalize(const char *s, char ret[37]);
+
 /* Parses a decimal unsigned integer of the whole string, no sign, <= max. */
 int kq_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 

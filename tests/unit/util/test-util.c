@@ -76,6 +76,25 @@ static void test_extend(void **state)
 	assert_int_equal(kq_hash(0x1234, "", 0, pcr), -ENOTSUP);
 }
 
+static void test_uuid(void **state)
+{
+	char out[37];
+	static const char *const bad[] = {
+		"", "e27a1aa7-c736-464d-9cc9-dbd8be15ebe", "e27a1aa7-c736-464d-9cc9-dbd8be15ebe3a",
+		"e27a1aa7xc736-464d-9cc9-dbd8be15ebe3", "g27a1aa7-c736-464d-9cc9-dbd8be15ebe3",
+		"e27a1aa7-c736-464d-9cc9-dbd8be15ebe ", "e27a1aa7-c736-464d-9cc9--bd8be15ebe3",
+	};
+
+	(void)state;
+	assert_true(kq_uuid_normalize("E27A1AA7-C736-464D-9CC9-DBD8BE15EBE3", out));
+	assert_string_equal(out, "e27a1aa7-c736-464d-9cc9-dbd8be15ebe3");
+	strcpy(out, "E27A1AA7-c736-464d-9cc9-dbd8be15ebe3");
+	assert_true(kq_uuid_normalize(out, out));
+	assert_string_equal(out, "e27a1aa7-c736-464d-9cc9-dbd8be15ebe3");
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_false(kq_uuid_normalize(bad[i], out));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -83,6 +102,7 @@ int main(void)
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_uint),
 		cmocka_unit_test(test_extend),
+		cmocka_unit_test(test_uuid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
