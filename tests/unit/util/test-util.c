@@ -88,7 +88,7 @@ static void test_uuid(void **state)
 	(void)state;
 	assert_true(kq_uuid_normalize("E27A1AA7-C736-464D-9CC9-DBD8BE15EBE3", out));
 	assert_string_equal(out, "e27a1aa7-c736-464d-9cc9-dbd8be15ebe3");
-	strcpy(out, "E27A1AA7-c736-464d-9cc9-dbd8be15ebe3");
+	snprintf(out, sizeof(out), "%s", "E27A1AA7-c736-464d-9cc9-dbd8be15ebe3");
 	assert_true(kq_uuid_normalize(out, out));
 	assert_string_equal(out, "e27a1aa7-c736-464d-9cc9-dbd8be15ebe3");
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
