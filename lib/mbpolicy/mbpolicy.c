@@ -39,8 +39,14 @@ struct sig {
 
 struct siglist {
 	bool set; /* false: not checked */
-	size_t n;
+	size_t n; /* at most MBPOLICY_MAX_ENTRIES */
 	struct sig *v;
+	/*
+	 * v in sig_cmp() order, built by parse_siglist(), so that a variable is
+	 * checked in one walk with a binary search per signature instead of a
+	 * walk per policy entry. Messages still name entries by their index in v.
+	 */
+	const struct sig **sorted;
 };
 
 struct scrtm_bios {
@@ -76,6 +82,7 @@ static void siglist_free(struct siglist *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i].data);
 	free(l->v);
+	free(l->sorted);
 }
 
 void mbpolicy_free(struct mbpolicy *p)
@@ -205,6 +212,26 @@ static int parse_dlist(const char *field, struct json_object *a, bool keylime, s
 	return 0;
 }
 
+/* Orders signatures by size, then owner, then data: equal means the same entry. */
+static int sig_cmp(const uint8_t owner[16], const uint8_t *data, size_t len, const struct sig *b)
+{
+	int r;
+
+	if (len != b->len)
+		return len < b->len ? -1 : 1;
+	r = memcmp(owner, b->owner, 16);
+	if (r != 0 || len == 0)
+		return r;
+	return memcmp(data, b->data, len);
+}
+
+static int sig_ptr_cmp(const void *a, const void *b)
+{
+	const struct sig *x = *(const struct sig *const *)a;
+
+	return sig_cmp(x->owner, x->data, x->len, *(const struct sig *const *)b);
+}
+
 /* [{"SignatureOwner": guid, "SignatureData": hex}, ...] */
 static int parse_siglist(const char *field, struct json_object *a, struct siglist *l)
 {
@@ -247,6 +274,12 @@ static int parse_siglist(const char *field, struct json_object *a, struct siglis
 		if (r < 0 || s->len == 0)
 			return kq_err(-EINVAL, "field '%s' entry %zu: SignatureData is not hex", field, i);
 	}
+	l->sorted = calloc(n + 1, sizeof(*l->sorted));
+	if (!l->sorted)
+		return kq_err(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		l->sorted[i] = &l->v[i];
+	qsort(l->sorted, n, sizeof(*l->sorted), sig_ptr_cmp);
 	return 0;
 }
 
@@ -602,16 +635,29 @@ static enum var_id var_of(const struct evlog_efi_variable *v)
 	return VAR_NONE;
 }
 
-static bool sig_in(const struct siglist *l, const uint8_t owner[16], const uint8_t *data, size_t len)
+/* The first position in l->sorted holding this signature, or l->n if the policy lacks it. */
+static size_t sig_find(const struct siglist *l, const uint8_t owner[16], const uint8_t *data, size_t len)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].len == len && memcmp(l->v[i].owner, owner, 16) == 0 &&
-		    memcmp(l->v[i].data, data, len) == 0)
-			return true;
-	return false;
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sig_cmp(owner, data, len, l->sorted[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < l->n && sig_cmp(owner, data, len, l->sorted[lo]) == 0)
+		return lo;
+	return l->n;
 }
 
-/* PK/KEK/db: every signature in the variable must be allowed. dbx: every required one present. */
+/*
+ * PK/KEK/db: every signature in the variable must be allowed. dbx: every
+ * required one present. Either way the variable (hostile, up to the log's
+ * size) is walked once, each signature looked up in l->sorted.
+ */
 static void check_siglist(struct ctx *c, const struct evlog_event *ev, const char *name, const char *reason,
 			  const struct siglist *l, bool superset)
 {
@@ -620,34 +666,52 @@ static void check_siglist(struct ctx *c, const struct evlog_event *ev, const cha
 	struct evlog_efi_signature s;
 	char g[EVLOG_GUID_STRLEN];
 	size_t k = 0;
-	int r;
+	int r = 0;
 
 	if (superset) {
-		for (size_t i = 0; i < l->n; i++) {
-			bool found = false;
+		/* found[i]: policy entry i is in the variable; l->n <= MBPOLICY_MAX_ENTRIES (check_array) */
+		uint64_t found[(MBPOLICY_MAX_ENTRIES + 63) / 64] = { 0 };
+		size_t n_found = 0;
 
-			evlog_siglist_init(&it, v->data, v->data_len);
-			while ((r = evlog_siglist_next(&it, &s)) > 0)
-				if (s.data_len == l->v[i].len && memcmp(s.owner, l->v[i].owner, 16) == 0 &&
-				    memcmp(s.data, l->v[i].data, s.data_len) == 0) {
-					found = true;
+		if (l->n == 0)
+			return;
+		/* Stopping once all are found means malformed data after them goes unreported, as before. */
+		evlog_siglist_init(&it, v->data, v->data_len);
+		while (n_found < l->n && (r = evlog_siglist_next(&it, &s)) > 0) {
+			size_t j = sig_find(l, s.owner, s.data, s.data_len), i;
+
+			/* a policy entry listed twice is found by one signature; each run is marked once */
+			for (; j < l->n && sig_cmp(s.owner, s.data, s.data_len, l->sorted[j]) == 0; j++) {
+				i = (size_t)(l->sorted[j] - l->v);
+				if (found[i / 64] & (UINT64_C(1) << (i % 64)))
 					break;
-				}
+				found[i / 64] |= UINT64_C(1) << (i % 64);
+				n_found++;
+			}
+		}
+		if (n_found == l->n)
+			return;
+		/*
+		 * In policy order. If the walk ended on bad sizes, a missing entry
+		 * may be in the part that could not be read: the first one is
+		 * reported as malformed lists and nothing after it.
+		 */
+		for (size_t i = 0; i < l->n; i++) {
+			if (found[i / 64] & (UINT64_C(1) << (i % 64)))
+				continue;
 			if (r < 0) {
 				fail(c, reason, ev->index, "%s: malformed signature lists", name);
 				return;
 			}
-			if (!found) {
-				evlog_guid_to_string(l->v[i].owner, g);
-				fail(c, reason, ev->index, "%s lacks required entry %zu (owner %s, %zu bytes)", name,
-				     i, g, l->v[i].len);
-			}
+			evlog_guid_to_string(l->v[i].owner, g);
+			fail(c, reason, ev->index, "%s lacks required entry %zu (owner %s, %zu bytes)", name, i, g,
+			     l->v[i].len);
 		}
 		return;
 	}
 	evlog_siglist_init(&it, v->data, v->data_len);
 	while ((r = evlog_siglist_next(&it, &s)) > 0) {
-		if (!sig_in(l, s.owner, s.data, s.data_len)) {
+		if (sig_find(l, s.owner, s.data, s.data_len) == l->n) {
 			evlog_guid_to_string(s.owner, g);
 			fail(c, reason, ev->index, "%s entry %zu (owner %s, %zu bytes) is not allowed", name, k, g,
 			     s.data_len);
