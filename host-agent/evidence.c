@@ -29,10 +29,11 @@
 #define MOD "evidence"
 #define LOG_MAX (128u << 20)
 
+pthread_mutex_t host_tpm_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct evidence_ctx {
 	const struct host_agent_config *cfg;
 	struct tpmdev *tpm;
-	pthread_mutex_t tpm_lock;
 	char id[37];
 };
 
@@ -185,10 +186,10 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 		http_error(resp, 409, "wrong_agent", "this is agent %s, not the one asked for", c->id);
 		goto out;
 	}
-	pthread_mutex_lock(&c->tpm_lock);
+	pthread_mutex_lock(&host_tpm_lock);
 	r = tpmdev_quote(c->tpm, (TPM2_HANDLE)c->cfg->ak_handle, &sel, qr.nonce.data, qr.nonce.len, &attest,
 			 &attest_len, &sig, &pcrs);
-	pthread_mutex_unlock(&c->tpm_lock);
+	pthread_mutex_unlock(&host_tpm_lock);
 	if (r < 0) {
 		log_error(MOD, "quote failed: %s", kq_errmsg());
 		http_error(resp, r == -ENOENT || r == -EINVAL ? 400 : 500, r == -ENOENT || r == -EINVAL ? "bad_request"
@@ -238,7 +239,6 @@ int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, co
 	snprintf(ctx.id, sizeof(ctx.id), "%s", id);
 	ctx.cfg = cfg;
 	ctx.tpm = tpm;
-	pthread_mutex_init(&ctx.tpm_lock, NULL);
 	return http_server_start(&(struct http_server_config){
 					 .bind_addr = cfg->listen, .port = cfg->port, .cert_file = cfg->cert,
 					 .key_file = cfg->key, .client_ca_file = cfg->client_ca,

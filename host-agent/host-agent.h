@@ -7,6 +7,7 @@
 #ifndef KQ_HOST_AGENT_H
 #define KQ_HOST_AGENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,7 +34,13 @@ struct host_agent_config {
 	uint16_t port;
 	char *cert, *key, *client_ca;
 	char *uefi_log, *ima_log, *boot_id_path;
+	/* local socket for the vTPM manager and swtpm_setup's cert tool; off when empty */
+	char *vtpm_socket;
+	char *vtpm_socket_uids; /* uids besides root allowed on it, "107, 108" */
 };
+
+/* The TPM serves one command sequence at a time: every user of it takes this lock. */
+extern pthread_mutex_t host_tpm_lock;
 
 /* Result of an enrolment, for logs and the state file. */
 struct host_enrolment {
@@ -59,6 +66,19 @@ int host_agent_valid_id(char *id);
  */
 int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, const char *id,
 		     struct http_server **ret);
+
+struct host_vtpm;
+
+/*
+ * Serves the local socket of docs/vtpm.md on cfg->vtpm_socket: VM reports
+ * from the vTPM manager (kept in state_dir/vms.db) and vTPM EK / platform
+ * certificates signed by the vTPM-CA key, whose certificate is made on the
+ * first start (state_dir/vtpm-ca.pem). Needs the host enrolled (the CA key
+ * exists). Caller stops it with host_vtpm_stop.
+ */
+int host_vtpm_start(const struct host_agent_config *cfg, struct tpmdev *tpm, const char *host_id,
+		    struct host_vtpm **ret);
+void host_vtpm_stop(struct host_vtpm *v);
 
 /* Reads state_dir/id, or makes a random UUID and stores it (0600). */
 int host_agent_id(const char *state_dir, char ret[37]);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf/conf.h"
 #include "host-agent.h"
@@ -33,6 +34,8 @@ static const struct conf_option options[] = {
 	{ "logs", "uefi", CONF_PATH, offsetof(struct host_agent_config, uefi_log), 0 },
 	{ "logs", "ima", CONF_PATH, offsetof(struct host_agent_config, ima_log), 0 },
 	{ "logs", "boot_id", CONF_PATH, offsetof(struct host_agent_config, boot_id_path), 0 },
+	{ "vtpm", "socket", CONF_STRING, offsetof(struct host_agent_config, vtpm_socket), 107 },
+	{ "vtpm", "socket_uids", CONF_STRING, offsetof(struct host_agent_config, vtpm_socket_uids), 200 },
 	{ "log", "level", CONF_STRING, offsetof(struct host_agent_config, log_level), 0 },
 	{ "log", "json", CONF_BOOL, offsetof(struct host_agent_config, log_json), 0 },
 	{ 0 },
@@ -76,6 +79,7 @@ int main(int argc, char **argv)
 	struct host_enrolment e;
 	struct tpmdev *tpm = NULL;
 	struct http_server *srv = NULL;
+	struct host_vtpm *vtpm = NULL;
 	enum log_level level = LOG_INFO;
 	bool once = false;
 	sigset_t set;
@@ -105,6 +109,7 @@ int main(int argc, char **argv)
 	cfg.uefi_log = (char *)"/sys/kernel/security/tpm0/binary_bios_measurements";
 	cfg.ima_log = (char *)"/sys/kernel/security/ima/binary_runtime_measurements";
 	cfg.boot_id_path = (char *)"/proc/sys/kernel/random/boot_id";
+	cfg.vtpm_socket = (char *)"/run/kumquat/host-agent.sock";
 	r = conf_load(config, options, &cfg);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-host-agent: config: %s\n", kq_errmsg());
@@ -166,6 +171,25 @@ int main(int argc, char **argv)
 		log_info("host-agent", "evidence endpoint listening on https://%s:%u", cfg.listen,
 			 http_server_port(srv));
 	}
+	if (!once && cfg.vtpm_socket && cfg.vtpm_socket[0]) {
+		_cleanup_free_ char *dir = strdup(cfg.vtpm_socket);
+		char *slash = dir ? strrchr(dir, '/') : NULL;
+
+		if (cfg.vtpm_socket[0] != '/') {
+			fprintf(stderr, "kumquat-host-agent: config: [vtpm] socket must be an absolute path\n");
+			goto out;
+		}
+		if (slash && slash != dir) {
+			*slash = '\0';
+			(void)mkdir(dir, 0755);
+		}
+		r = host_vtpm_start(&cfg, tpm, e.id, &vtpm);
+		if (r < 0) {
+			fprintf(stderr, "kumquat-host-agent: vTPM socket %s: %s\n", cfg.vtpm_socket, kq_errmsg());
+			goto out;
+		}
+		log_info("host-agent", "vTPM socket on %s", cfg.vtpm_socket);
+	}
 	if (!once) {
 		kq_sd_notify("READY=1");
 		while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
@@ -173,6 +197,7 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	host_vtpm_stop(vtpm);
 	http_server_stop(srv);
 	tpmdev_close(tpm);
 	conf_free(options, &cfg);

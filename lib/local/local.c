@@ -279,10 +279,19 @@ int local_server_start(const char *path, local_handler_fn fn, void *userdata, st
 
 	if ((r = sock_addr(path, &sa)) < 0)
 		return r;
-	/* replace a stale socket, never another kind of file */
+	/* replace a stale socket — never a live one, never another kind of file */
 	if (lstat(path, &st) == 0) {
+		int probe;
+
 		if (!S_ISSOCK(st.st_mode))
 			return kq_err(-EEXIST, "%s exists and is not a socket", path);
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(probe);
+			return kq_err(-EADDRINUSE, "another process is serving %s", path);
+		}
+		if (probe >= 0)
+			close(probe);
 		unlink(path);
 	}
 	s = calloc(1, sizeof(*s));

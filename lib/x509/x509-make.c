@@ -358,7 +358,7 @@ static int sign(X509 *x, EVP_PKEY *key)
 
 /* ---- the CA ---- */
 
-int x509_make_ca_with_key(const struct x509_name_spec *subject, unsigned days, EVP_PKEY *key, X509 **ret_cert)
+int x509_ca_cert_new(const struct x509_name_spec *subject, unsigned days, EVP_PKEY *key, X509 **ret_cert)
 {
 	static const int ku[] = { KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN };
 	_cleanup_(X509_NAME_freep) X509_NAME *name = NULL;
@@ -370,9 +370,247 @@ int x509_make_ca_with_key(const struct x509_name_spec *subject, unsigned days, E
 	if ((r = make_name(subject, &name)) < 0 || (r = new_cert(name, name, key, days, &x)) < 0)
 		return r;
 	if ((r = add_basic_constraints(x, true)) < 0 || (r = add_key_usage(x, ku, ARRAY_SIZE(ku))) < 0 ||
-	    (r = add_key_ids(x, NULL)) < 0 || (r = sign(x, key)) < 0)
+	    (r = add_key_ids(x, NULL)) < 0)
 		return r;
 	*ret_cert = TAKE_PTR(x);
+	return 0;
+}
+
+int x509_make_ca_with_key(const struct x509_name_spec *subject, unsigned days, EVP_PKEY *key, X509 **ret_cert)
+{
+	_cleanup_(X509_freep) X509 *x = NULL;
+	int r;
+
+	if ((r = x509_ca_cert_new(subject, days, key, &x)) < 0 || (r = sign(x, key)) < 0)
+		return r;
+	*ret_cert = TAKE_PTR(x);
+	return 0;
+}
+
+/* ---- vTPM certificates (TCG EK Credential Profile) ---- */
+
+#define TCG_OID_MANUFACTURER "2.23.133.2.1"
+#define TCG_OID_MODEL "2.23.133.2.2"
+#define TCG_OID_VERSION "2.23.133.2.3"
+#define TCG_OID_PLATFORM_MANUFACTURER "2.23.133.2.4"
+#define TCG_OID_PLATFORM_MODEL "2.23.133.2.5"
+#define TCG_OID_PLATFORM_VERSION "2.23.133.2.6"
+#define TCG_OID_TPM_SPECIFICATION "2.23.133.2.16"
+#define TCG_OID_EK_CERTIFICATE "2.23.133.8.1"
+#define TCG_OID_PLATFORM_CERTIFICATE "2.23.133.8.2"
+#define URN_UUID "urn:uuid:"
+#define URN_HOST "urn:kumquat:host:"
+
+static int add_name_entry(X509_NAME *n, const char *oid, const char *value)
+{
+	ASN1_OBJECT *o = OBJ_txt2obj(oid, 1);
+	int ok;
+
+	if (!o)
+		return x509_ossl_err(-ENOMEM, "out of memory");
+	ok = X509_NAME_add_entry_by_OBJ(n, o, MBSTRING_UTF8, (const unsigned char *)value, -1, -1, 0);
+	ASN1_OBJECT_free(o);
+	return ok ? 0 : x509_ossl_err(-EINVAL, "TPM attribute");
+}
+
+static int add_uri(GENERAL_NAMES *gens, const char *prefix, const char *id)
+{
+	GENERAL_NAME *g = GENERAL_NAME_new();
+	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+	char uri[80];
+
+	snprintf(uri, sizeof(uri), "%s%s", prefix, id);
+	if (!g || !s || !ASN1_STRING_set(s, uri, -1)) {
+		GENERAL_NAME_free(g);
+		ASN1_IA5STRING_free(s);
+		return x509_ossl_err(-ENOMEM, "out of memory");
+	}
+	GENERAL_NAME_set0_value(g, GEN_URI, s);
+	if (!sk_GENERAL_NAME_push(gens, g)) {
+		GENERAL_NAME_free(g);
+		return x509_ossl_err(-ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* DER of SubjectDirectoryAttributes holding TPMSpecification {family, level, revision}. */
+static int tpm_spec_ext(X509 *x, const char *family, unsigned level, unsigned revision)
+{
+	/* 2.23.133.2.16 */
+	static const uint8_t oid[] = { 0x06, 0x05, 0x67, 0x81, 0x05, 0x02, 0x10 };
+	uint8_t spec[64], der[96];
+	size_t fl = strlen(family), sl = 0, dl = 0;
+	ASN1_OCTET_STRING *os = NULL;
+	ASN1_OBJECT *obj = NULL;
+	X509_EXTENSION *ext = NULL;
+	int r = 0;
+
+	if (fl == 0 || fl > 8 || level > 127 || revision > 0x7fff)
+		return kq_err(-EINVAL, "TPM specification family/level/revision out of range");
+	/* TPMSpecification ::= SEQUENCE { family UTF8String, level INTEGER, revision INTEGER } */
+	spec[sl++] = 0x30;
+	spec[sl++] = 0; /* length, below */
+	spec[sl++] = 0x0c;
+	spec[sl++] = (uint8_t)fl;
+	memcpy(spec + sl, family, fl);
+	sl += fl;
+	spec[sl++] = 0x02;
+	spec[sl++] = 0x01;
+	spec[sl++] = (uint8_t)level;
+	spec[sl++] = 0x02;
+	if (revision > 0x7f) {
+		spec[sl++] = 0x02;
+		spec[sl++] = (uint8_t)(revision >> 8);
+	} else {
+		spec[sl++] = 0x01;
+	}
+	spec[sl++] = (uint8_t)revision;
+	spec[1] = (uint8_t)(sl - 2);
+	/* SEQUENCE OF Attribute { type OID, values SET OF { spec } } */
+	der[dl++] = 0x30;
+	der[dl++] = (uint8_t)(2 + sizeof(oid) + 2 + sl);
+	der[dl++] = 0x30;
+	der[dl++] = (uint8_t)(sizeof(oid) + 2 + sl);
+	memcpy(der + dl, oid, sizeof(oid));
+	dl += sizeof(oid);
+	der[dl++] = 0x31;
+	der[dl++] = (uint8_t)sl;
+	memcpy(der + dl, spec, sl);
+	dl += sl;
+
+	os = ASN1_OCTET_STRING_new();
+	obj = OBJ_nid2obj(NID_subject_directory_attributes);
+	if (!os || !obj || !ASN1_OCTET_STRING_set(os, der, (int)dl) ||
+	    !(ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os)) || !X509_add_ext(x, ext, -1))
+		r = x509_ossl_err(-ENOMEM, "subjectDirectoryAttributes");
+	X509_EXTENSION_free(ext);
+	ASN1_OCTET_STRING_free(os);
+	return r;
+}
+
+static int add_eku_oid(X509 *x, const char *oid)
+{
+	EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+	ASN1_OBJECT *o = OBJ_txt2obj(oid, 1);
+	int r;
+
+	if (!eku || !o || !sk_ASN1_OBJECT_push(eku, o)) {
+		ASN1_OBJECT_free(o);
+		sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+		return x509_ossl_err(-ENOMEM, "out of memory");
+	}
+	r = add_ext(x, NID_ext_key_usage, eku, 0);
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	return r;
+}
+
+static bool attr_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > X509_MAX_NAME_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+int x509_tpm_cert_new(const struct x509_tpm_cert_spec *spec, EVP_PKEY *key, X509 *issuer, X509 **ret)
+{
+	_cleanup_(X509_NAME_freep) X509_NAME *subject = X509_NAME_new(), *dir = X509_NAME_new();
+	_cleanup_(GENERAL_NAMES_freep) GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+	_cleanup_(X509_freep) X509 *x = NULL;
+	GENERAL_NAME *g;
+	char vm[37], host[37];
+	int ku[1];
+	int r;
+
+	if (!spec || !key || !issuer)
+		return kq_err(-EINVAL, "x509_tpm_cert_new: missing argument");
+	if (!attr_ok(spec->manufacturer) || !attr_ok(spec->model) || !attr_ok(spec->version))
+		return kq_err(-EINVAL, "the %s manufacturer, model and version must be 1-%d printable characters",
+			      spec->platform ? "platform" : "TPM", X509_MAX_NAME_LEN);
+	if (!spec->vm_uuid || !kq_uuid_normalize(spec->vm_uuid, vm) || !spec->host_id ||
+	    !kq_uuid_normalize(spec->host_id, host))
+		return kq_err(-EINVAL, "the VM UUID and host id must be UUIDs");
+	if (!subject || !dir || !gens)
+		return x509_ossl_err(-ENOMEM, "out of memory");
+	if ((r = new_cert(subject, X509_get_subject_name(issuer), key, 1, &x)) < 0)
+		return r;
+	if (!ASN1_TIME_set_string_X509(X509_getm_notAfter(x), "99991231235959Z"))
+		return x509_ossl_err(-EIO, "notAfter");
+
+	if ((r = add_name_entry(dir, spec->platform ? TCG_OID_PLATFORM_MANUFACTURER : TCG_OID_MANUFACTURER,
+				spec->manufacturer)) < 0 ||
+	    (r = add_name_entry(dir, spec->platform ? TCG_OID_PLATFORM_MODEL : TCG_OID_MODEL, spec->model)) < 0 ||
+	    (r = add_name_entry(dir, spec->platform ? TCG_OID_PLATFORM_VERSION : TCG_OID_VERSION,
+				spec->version)) < 0)
+		return r;
+	g = GENERAL_NAME_new();
+	if (!g)
+		return x509_ossl_err(-ENOMEM, "out of memory");
+	GENERAL_NAME_set0_value(g, GEN_DIRNAME, TAKE_PTR(dir));
+	if (!sk_GENERAL_NAME_push(gens, g)) {
+		GENERAL_NAME_free(g);
+		return x509_ossl_err(-ENOMEM, "out of memory");
+	}
+	if ((r = add_uri(gens, URN_UUID, vm)) < 0 || (r = add_uri(gens, URN_HOST, host)) < 0)
+		return r;
+	/* the subject is empty, so the SAN carries the identity: critical (RFC 5280 4.2.1.6) */
+	if ((r = add_ext(x, NID_subject_alt_name, gens, 1)) < 0 || (r = add_basic_constraints(x, false)) < 0)
+		return r;
+	ku[0] = EVP_PKEY_is_a(key, "RSA") ? KU_BIT_KEY_ENCIPHERMENT : 4 /* keyAgreement */;
+	if ((r = add_key_usage(x, ku, 1)) < 0 ||
+	    (r = add_eku_oid(x, spec->platform ? TCG_OID_PLATFORM_CERTIFICATE : TCG_OID_EK_CERTIFICATE)) < 0 ||
+	    (!spec->platform && (r = tpm_spec_ext(x, spec->spec_family ? spec->spec_family : "2.0", spec->spec_level,
+					      spec->spec_revision)) < 0) ||
+	    (r = add_key_ids(x, issuer)) < 0)
+		return r;
+	*ret = TAKE_PTR(x);
+	return 0;
+}
+
+int x509_vtpm_identity(X509 *cert, char ret_vm[37], char ret_host[37])
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	bool have_vm = false, have_host = false, twice = false;
+	char vm[37], host[37];
+
+	if (!gens)
+		return kq_err(-ENOENT, "the certificate has no subjectAltName");
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const char *s;
+		int n;
+
+		if (g->type != GEN_URI)
+			continue;
+		s = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		n = ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		if (n == (int)strlen(URN_UUID) + 36 && strncmp(s, URN_UUID, strlen(URN_UUID)) == 0) {
+			char tmp[37];
+
+			memcpy(tmp, s + strlen(URN_UUID), 36);
+			tmp[36] = 0;
+			twice |= have_vm;
+			have_vm = kq_uuid_normalize(tmp, vm);
+		} else if (n == (int)strlen(URN_HOST) + 36 && strncmp(s, URN_HOST, strlen(URN_HOST)) == 0) {
+			char tmp[37];
+
+			memcpy(tmp, s + strlen(URN_HOST), 36);
+			tmp[36] = 0;
+			twice |= have_host;
+			have_host = kq_uuid_normalize(tmp, host);
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	if (twice)
+		return kq_err(-EBADMSG, "the certificate names more than one VM or host");
+	if (!have_vm || !have_host)
+		return kq_err(-ENOENT, "the certificate does not name a VM (urn:uuid:) and a host (urn:kumquat:host:)");
+	memcpy(ret_vm, vm, 37);
+	memcpy(ret_host, host, 37);
 	return 0;
 }
 

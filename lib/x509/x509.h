@@ -126,6 +126,11 @@ int x509_keygen(enum x509_key_type type, EVP_PKEY **ret);
  * Caller frees both with EVP_PKEY_free / X509_free.
  */
 int x509_make_ca(const struct x509_name_spec *subject, unsigned days, EVP_PKEY **ret_key, X509 **ret_cert);
+/*
+ * The same CA certificate, unsigned, for a key held elsewhere (the vTPM-CA
+ * key in a TPM): sign it with x509_sign_with. Caller frees it.
+ */
+int x509_ca_cert_new(const struct x509_name_spec *subject, unsigned days, EVP_PKEY *key, X509 **ret_cert);
 /* The same over a key the caller made (x509_keygen(X509_KEY_RSA3072) for RSA). */
 int x509_make_ca_with_key(const struct x509_name_spec *subject, unsigned days, EVP_PKEY *key, X509 **ret_cert);
 
@@ -193,5 +198,36 @@ int x509_write_key_pem(const char *path, EVP_PKEY *key);
  * Caller drops the reference with json_object_put.
  */
 int x509_describe(X509 *cert, struct json_object **ret);
+
+/* ---- vTPM certificates ---- */
+
+struct x509_tpm_cert_spec {
+	bool platform;           /* a platform certificate instead of an EK certificate */
+	const char *manufacturer, *model, *version; /* of the TPM (EK) or the platform */
+	const char *spec_family; /* TPM specification (EK only): "2.0", level, revision */
+	unsigned spec_level, spec_revision;
+	const char *vm_uuid;     /* the VM the vTPM belongs to */
+	const char *host_id;     /* the host whose vTPM-CA issues it */
+};
+
+/*
+ * An unsigned EK (or platform) certificate for key, issued by issuer, in the
+ * TCG EK Credential Profile form described in docs/vtpm.md: empty subject,
+ * critical subjectAltName with the TPM (or platform) manufacturer, model and
+ * version in a directoryName and the URIs urn:uuid:VM and
+ * urn:kumquat:host:HOST, validity until 9999-12-31, keyUsage keyEncipherment
+ * (RSA) or keyAgreement (EC), the TCG EK (or platform) certificate EKU, the
+ * TPM specification in subjectDirectoryAttributes (EK), AKI from issuer's
+ * SKI. Sign it with x509_sign_with. -EINVAL for bad fields (attributes 1-64
+ * printable characters, UUIDs). Caller frees it.
+ */
+int x509_tpm_cert_new(const struct x509_tpm_cert_spec *spec, EVP_PKEY *key, X509 *issuer, X509 **ret);
+
+/*
+ * The VM UUID and host id a vTPM certificate names (its urn:uuid: and
+ * urn:kumquat:host: URIs), lowercase. -ENOENT if either is missing, -EBADMSG
+ * if either appears twice.
+ */
+int x509_vtpm_identity(X509 *cert, char ret_vm[37], char ret_host[37]);
 
 #endif

@@ -51,6 +51,8 @@ port = 0
 cert = $KQ_TMP/tls/host-agent.pem
 key = $KQ_TMP/tls/host-agent-key.pem
 client_ca = $KQ_TMP/tls/ca.pem
+[vtpm]
+socket =
 [logs]
 uefi = $KQ_TMP/logs/uefi.bin
 ima = $KQ_TMP/logs/ima.bin

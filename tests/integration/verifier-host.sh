@@ -95,6 +95,8 @@ port = $AGENT_PORT
 cert = $KQ_TMP/tls/host-agent.pem
 key = $KQ_TMP/tls/host-agent-key.pem
 client_ca = $KQ_TMP/tls/ca.pem
+[vtpm]
+socket =
 [logs]
 uefi = $KQ_TMP/logs/uefi.bin
 ima = $KQ_TMP/logs/ima.txt
