@@ -84,6 +84,7 @@ static const struct json_field enrol_fields[] = {
 	{ "ek_cert", JSON_BASE64, false, 8192, offsetof(struct reg_enrol_req, ek_cert) },
 	{ "ak_pub", JSON_BASE64, true, 1024, offsetof(struct reg_enrol_req, ak_pub) },
 	{ "contact", JSON_STRING, false, 512, offsetof(struct reg_enrol_req, contact) },
+	{ "vm_uuid", JSON_STRING, false, 36, offsetof(struct reg_enrol_req, vm_uuid) },
 	{ 0 },
 };
 
@@ -278,6 +279,28 @@ static int split_path(const char *path, char id[REG_ID_MAX + 1], const char **re
 	return reg_valid_id(id) ? 0 : -EINVAL;
 }
 
+/* POST /v1/agents/{id}/revoke: an admin call, so a client certificate is checked here. */
+static void handle_revoke(const struct http_request *req, struct http_response *resp, void *ud, const char *id)
+{
+	struct json_object *o;
+	int r;
+
+	if (!req->client_verified) {
+		http_error(resp, 401, "client_cert_required", "revoking needs an admin client certificate");
+		return;
+	}
+	r = reg_revoke(ud, id);
+	if (r < 0) {
+		fail(resp, r, r == -ENOENT ? "not_found" : "internal");
+		return;
+	}
+	log_info(MOD, "agent %s revoked by %s", id, req->client_subject ? req->client_subject : "?");
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "revoked", json_object_new_boolean(true));
+	ok_json(resp, 200, o);
+}
+
 static void handle_agent_post(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	char id[REG_ID_MAX + 1];
@@ -293,6 +316,8 @@ static void handle_agent_post(const struct http_request *req, struct http_respon
 		handle_nonce(resp, ud, id);
 	else if (strcmp(rest, "/vtpm-ca") == 0)
 		handle_ca(req, resp, ud, id);
+	else if (strcmp(rest, "/revoke") == 0)
+		handle_revoke(req, resp, ud, id);
 	else
 		http_error(resp, 404, "not_found", "no such resource");
 }

@@ -31,6 +31,12 @@ static const char *const migrations[] = {
 	"CREATE TABLE nonces ("
 	"  id TEXT NOT NULL, purpose TEXT NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL,"
 	"  PRIMARY KEY (id, purpose, nonce));",
+	/* 2: guests name their VM and the host whose vTPM-CA certified their EK; revocation */
+	"ALTER TABLE agents ADD COLUMN vm_uuid TEXT;"
+	"ALTER TABLE agents ADD COLUMN host_id TEXT;"
+	"ALTER TABLE agents ADD COLUMN revoked INTEGER;"
+	"ALTER TABLE challenges ADD COLUMN vm_uuid TEXT;"
+	"ALTER TABLE challenges ADD COLUMN host_id TEXT;",
 };
 
 static void x509_freep(X509 **p) { X509_free(*p); }
@@ -110,7 +116,60 @@ struct begin_ctx {
 	const uint8_t *proof_hash, *handle;
 	int64_t expires;
 	const char *code;
+	/* guests: the vTPM EK certificate and the host it names */
+	X509 *guest_cert;
+	const char *host_id;
 };
+
+/*
+ * A guest's EK certificate must be signed by the vTPM-CA key of an active,
+ * unrevoked host, the key that host's AK certified at enrolment.
+ */
+static int check_guest_cert(struct begin_ctx *c, sqlite3 *h)
+{
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	TPM2B_PUBLIC ca;
+	EVP_PKEY *pkey = NULL;
+	int r, rc, ok;
+
+	r = db_prepare(h, "SELECT kind, vtpm_ca_pub, revoked FROM agents WHERE id = ?", &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, c->host_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		c->code = "unknown_host";
+		return kq_err(-EPERM, "the vTPM EK certificate names host %s, which is not enrolled", c->host_id);
+	}
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "host lookup");
+	if (strcmp((const char *)sqlite3_column_text(s, 0), "host") != 0) {
+		c->code = "unknown_host";
+		return kq_err(-EPERM, "the vTPM EK certificate names %s, which is not a host", c->host_id);
+	}
+	if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+		c->code = "host_revoked";
+		return kq_err(-EPERM, "host %s is revoked", c->host_id);
+	}
+	if (sqlite3_column_type(s, 1) == SQLITE_NULL ||
+	    tpm_public_unmarshal(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), &ca) < 0 ||
+	    tpm_public_to_pkey(&ca.publicArea, &pkey) < 0) {
+		c->code = "host_not_active";
+		return kq_err(-EPERM, "host %s has no certified vTPM-CA key", c->host_id);
+	}
+	ok = X509_verify(c->guest_cert, pkey);
+	EVP_PKEY_free(pkey);
+	if (ok != 1) {
+		c->code = "ek_cert_untrusted";
+		return kq_err(-EPERM, "the vTPM EK certificate is not signed by host %s's vTPM-CA key", c->host_id);
+	}
+	if (X509_cmp_current_time(X509_get0_notBefore(c->guest_cert)) > 0 ||
+	    X509_cmp_current_time(X509_get0_notAfter(c->guest_cert)) < 0) {
+		c->code = "ek_cert_untrusted";
+		return kq_err(-EPERM, "the vTPM EK certificate is not valid now");
+	}
+	return 0;
+}
 
 static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 {
@@ -119,7 +178,7 @@ static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 	int r, rc;
 
 	/* an id is bound to its first EK for good */
-	r = db_prepare(h, "SELECT ek_name, kind FROM agents WHERE id = ?", &s);
+	r = db_prepare(h, "SELECT ek_name, kind, revoked FROM agents WHERE id = ?", &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, c->req->id, -1, SQLITE_STATIC);
@@ -137,11 +196,17 @@ static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 			return kq_err(-EPERM, "agent %s is enrolled as a %s", c->req->id,
 				      (const char *)sqlite3_column_text(s, 1));
 		}
+		if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+			c->code = "revoked";
+			return kq_err(-EPERM, "agent %s is revoked", c->req->id);
+		}
 	} else if (rc != SQLITE_DONE) {
 		return db_err(h, rc, "agent lookup");
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	if (c->guest_cert && (r = check_guest_cert(c, h)) < 0)
+		return r;
 
 	/* anyone may ask (EK certificates are public), so pending challenges are bounded */
 	if ((r = db_prepare(h, "DELETE FROM challenges WHERE expires < ?", &s)) < 0)
@@ -167,7 +232,8 @@ static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 
 	r = db_prepare(h,
 		       "INSERT INTO challenges (id, handle, kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name,"
-		       " contact, proof_hash, expires) VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		       " contact, proof_hash, expires, vm_uuid, host_id)"
+		       " VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13)",
 		       &s);
 	if (r < 0)
 		return r;
@@ -188,6 +254,13 @@ static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 		sqlite3_bind_null(s, 8);
 	sqlite3_bind_blob(s, 9, c->proof_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 10, c->expires);
+	if (c->guest_cert) {
+		sqlite3_bind_text(s, 12, c->req->vm_uuid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 13, c->host_id, -1, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_null(s, 12);
+		sqlite3_bind_null(s, 13);
+	}
 	return db_err(h, sqlite3_step(s), "store challenge");
 }
 
@@ -211,6 +284,8 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 	TPM2B_ENCRYPTED_SECRET seed;
 	uint8_t secret[32], proof[32], proof_hash[32], handle[REG_HANDLE_LEN];
 	struct begin_ctx c = { .req = req };
+	_cleanup_(x509_freep) X509 *guest_cert = NULL;
+	char guest_vm[37], guest_host[37];
 	int r;
 
 	*code = "bad_request";
@@ -228,6 +303,15 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 		return fail(code, "bad_ek", r);
 	if ((r = tpm_public_name(&ek.publicArea, &ek_name)) < 0)
 		return fail(code, "bad_ek", -EINVAL);
+	if (strcmp(req->kind, "guest") == 0) {
+		if (!req->ek_cert.len)
+			return fail(code, "ek_cert_required",
+				    kq_err(-EPERM, "a guest enrols with its vTPM EK certificate"));
+		if (!req->vm_uuid || !kq_uuid_normalize(req->vm_uuid, req->vm_uuid))
+			return kq_err(-EINVAL, "vm_uuid: a guest names its VM's UUID");
+	} else if (req->vm_uuid) {
+		return kq_err(-EINVAL, "vm_uuid is for guests only");
+	}
 	if (req->ek_cert.len) {
 		_cleanup_(x509_freep) X509 *cert = NULL;
 		EVP_PKEY *pkey = NULL;
@@ -264,11 +348,24 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 					    kq_err(-EPERM, "the EK public area is not the TCG default EK template "
 						   "for the certified key"));
 		}
-		if (!rg->ek_store)
-			return fail(code, "ek_cert_untrusted",
-				    kq_err(-EPERM, "no TPM vendor CA is configured (ek_ca_dir)"));
-		if ((r = x509_verify_chain(cert, NULL, rg->ek_store, 0)) < 0)
-			return fail(code, "ek_cert_untrusted", kq_err_ctx(-EPERM, "EK certificate: "));
+		if (strcmp(req->kind, "guest") == 0) {
+			/* a vTPM: its certificate comes from its host's vTPM-CA, never a vendor CA */
+			r = x509_vtpm_identity(cert, guest_vm, guest_host);
+			if (r < 0)
+				return fail(code, "ek_cert_untrusted", kq_err_ctx(-EPERM, "vTPM EK certificate: "));
+			if (strcmp(guest_vm, req->vm_uuid) != 0)
+				return fail(code, "vm_uuid_mismatch",
+					    kq_err(-EPERM, "the guest claims VM %s but its EK certificate names VM %s",
+						   req->vm_uuid, guest_vm));
+			c.guest_cert = guest_cert = TAKE_PTR(cert);
+			c.host_id = guest_host;
+		} else {
+			if (!rg->ek_store)
+				return fail(code, "ek_cert_untrusted",
+					    kq_err(-EPERM, "no TPM vendor CA is configured (ek_ca_dir)"));
+			if ((r = x509_verify_chain(cert, NULL, rg->ek_store, 0)) < 0)
+				return fail(code, "ek_cert_untrusted", kq_err_ctx(-EPERM, "EK certificate: "));
+		}
 	} else if (rg->cfg.require_ek_cert) {
 		return fail(code, "ek_cert_required",
 			    kq_err(-EPERM, "an EK certificate is required (require_ek_cert = true)"));
@@ -362,7 +459,7 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 
 	/* one attempt per challenge, right or wrong */
 	if ((r = db_prepare(h, "DELETE FROM challenges WHERE id = ? AND handle = ? RETURNING kind, ek_pub,"
-				" ek_name, ek_cert, ak_pub, ak_name, contact", &del)) < 0)
+				" ek_name, ek_cert, ak_pub, ak_name, contact, vm_uuid, host_id", &del)) < 0)
 		return r;
 	sqlite3_bind_text(del, 1, c->id, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(del, 2, c->handle, REG_HANDLE_LEN, SQLITE_STATIC);
@@ -375,7 +472,7 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 
 	r = db_prepare(h,
 		       "INSERT INTO agents (id, kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name, contact,"
-		       " created, activated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"
+		       " vm_uuid, host_id, created, activated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?9, ?9)"
 		       " ON CONFLICT (id) DO UPDATE SET"
 		       "  ak_changes = ak_changes + (ak_name != excluded.ak_name),"
 		       "  vtpm_ca_pub = CASE WHEN ak_name = excluded.ak_name THEN vtpm_ca_pub END,"
@@ -384,21 +481,24 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 		       "  enrolments = enrolments + 1,"
 		       "  ek_cert = coalesce(excluded.ek_cert, ek_cert),"
 		       "  ak_pub = excluded.ak_pub, ak_name = excluded.ak_name,"
-		       "  contact = excluded.contact, activated = excluded.activated"
+		       "  contact = excluded.contact, activated = excluded.activated,"
+		       "  vm_uuid = excluded.vm_uuid, host_id = excluded.host_id"
 		       " WHERE ek_name = excluded.ek_name",
 		       &up);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(up, 1, c->id, -1, SQLITE_STATIC);
-	for (int i = 0; i < 7; i++) {
-		int col = i; /* kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name, contact */
+	for (int i = 0; i < 9; i++) {
+		/* kind, ek_pub, ek_name, ek_cert, ak_pub, ak_name, contact -> ?2..?8; vm_uuid, host_id -> ?10, ?11 */
+		int col = i, param = i < 7 ? i + 2 : i + 3;
+
 		switch (sqlite3_column_type(del, col)) {
-		case SQLITE_NULL: sqlite3_bind_null(up, i + 2); break;
+		case SQLITE_NULL: sqlite3_bind_null(up, param); break;
 		case SQLITE_TEXT:
-			sqlite3_bind_text(up, i + 2, (const char *)sqlite3_column_text(del, col), -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(up, param, (const char *)sqlite3_column_text(del, col), -1, SQLITE_TRANSIENT);
 			break;
 		default:
-			sqlite3_bind_blob(up, i + 2, sqlite3_column_blob(del, col), sqlite3_column_bytes(del, col),
+			sqlite3_bind_blob(up, param, sqlite3_column_blob(del, col), sqlite3_column_bytes(del, col),
 					  SQLITE_TRANSIENT);
 		}
 	}
@@ -670,7 +770,7 @@ static struct json_object *hex_json(const void *data, int len)
 }
 
 #define AGENT_COLS "id, kind, ek_name, ek_cert, ak_name, contact, created, activated, enrolments, ak_changes," \
-		   " vtpm_ca_name, vtpm_ca_at, ek_pub, ak_pub, vtpm_ca_pub"
+		   " vtpm_ca_name, vtpm_ca_at, ek_pub, ak_pub, vtpm_ca_pub, vm_uuid, host_id, revoked"
 
 static struct json_object *agent_row_json(sqlite3_stmt *s, bool full)
 {
@@ -678,7 +778,8 @@ static struct json_object *agent_row_json(sqlite3_stmt *s, bool full)
 
 	json_object_object_add(o, "id", json_object_new_string((const char *)sqlite3_column_text(s, 0)));
 	json_object_object_add(o, "kind", json_object_new_string((const char *)sqlite3_column_text(s, 1)));
-	json_object_object_add(o, "state", json_object_new_string("active"));
+	json_object_object_add(o, "state", json_object_new_string(sqlite3_column_type(s, 17) == SQLITE_NULL ? "active"
+												     : "revoked"));
 	json_object_object_add(o, "ek_name", hex_json(sqlite3_column_blob(s, 2), sqlite3_column_bytes(s, 2)));
 	json_object_object_add(o, "ek_cert", json_object_new_boolean(sqlite3_column_type(s, 3) != SQLITE_NULL));
 	json_object_object_add(o, "ak_name", hex_json(sqlite3_column_blob(s, 4), sqlite3_column_bytes(s, 4)));
@@ -691,6 +792,12 @@ static struct json_object *agent_row_json(sqlite3_stmt *s, bool full)
 	json_object_object_add(o, "vtpm_ca_name", hex_json(sqlite3_column_blob(s, 10), sqlite3_column_bytes(s, 10)));
 	json_object_object_add(o, "vtpm_ca_at", sqlite3_column_type(s, 11) == SQLITE_NULL ? NULL :
 				json_object_new_int64(sqlite3_column_int64(s, 11)));
+	json_object_object_add(o, "vm_uuid", sqlite3_column_type(s, 15) == SQLITE_NULL ? NULL :
+				json_object_new_string((const char *)sqlite3_column_text(s, 15)));
+	json_object_object_add(o, "host_id", sqlite3_column_type(s, 16) == SQLITE_NULL ? NULL :
+				json_object_new_string((const char *)sqlite3_column_text(s, 16)));
+	json_object_object_add(o, "revoked", sqlite3_column_type(s, 17) == SQLITE_NULL ? NULL :
+				json_object_new_int64(sqlite3_column_int64(s, 17)));
 	if (full) {
 		json_object_object_add(o, "ek_pub", b64_json(sqlite3_column_blob(s, 12), sqlite3_column_bytes(s, 12)));
 		json_object_object_add(o, "ak_pub", b64_json(sqlite3_column_blob(s, 13), sqlite3_column_bytes(s, 13)));
@@ -801,4 +908,27 @@ int reg_delete(struct registrar *rg, const char *id)
 	if (!reg_valid_id(id))
 		return kq_err(-EINVAL, "id must be a UUID");
 	return db_tx(rg->db, delete_tx, (void *)id);
+}
+
+static int revoke_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int r;
+
+	(void)db;
+	r = db_prepare(h, "UPDATE agents SET revoked = COALESCE(revoked, ?) WHERE id = ?", &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)time(NULL));
+	sqlite3_bind_text(s, 2, ud, -1, SQLITE_STATIC);
+	if ((r = db_err(h, sqlite3_step(s), "revoke")) < 0)
+		return r;
+	return sqlite3_changes(h) ? 0 : kq_err(-ENOENT, "no agent %s", (const char *)ud);
+}
+
+int reg_revoke(struct registrar *rg, const char *id)
+{
+	if (!reg_valid_id(id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	return db_tx(rg->db, revoke_tx, (void *)id);
 }

@@ -61,7 +61,14 @@ struct reg_enrol_req {
 	char *kind;      /* "host" or "guest" */
 	struct json_bytes ek_pub, ek_cert, ak_pub;
 	char *contact;   /* how the verifier reaches the agent, e.g. https://10.0.0.5:8892 */
+	char *vm_uuid;   /* guests: the VM they run in, as their vTPM EK certificate names it */
 };
+
+/*
+ * Marks an agent revoked: it cannot enrol again, and a revoked host's vTPM-CA
+ * no longer vouches for new guests. -ENOENT if unknown.
+ */
+int reg_revoke(struct registrar *rg, const char *id);
 
 /* Opens the database (migrating it) and the EK trust store. */
 int registrar_open(const struct registrar_config *cfg, struct registrar **ret);

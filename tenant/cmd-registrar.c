@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kumquat registrar list|show ID|delete ID: the registrar's admin API. */
+/* kumquat registrar list|show ID|delete ID|revoke ID: the registrar's admin API. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +11,7 @@ static const char usage_text[] =
 	"usage: kumquat registrar list [--json]\n"
 	"       kumquat registrar show ID [--json]\n"
 	"       kumquat registrar delete ID\n"
+	"       kumquat registrar revoke ID     (a revoked host vouches for no new guest; it cannot enrol again)\n"
 	"common options (or environment variables):\n"
 	"  --url URL      registrar, e.g. https://127.0.0.1:8891   (KUMQUAT_REGISTRAR_URL)\n"
 	"  --ca FILE      CA of the registrar's certificate        (KUMQUAT_CA)\n"
@@ -40,7 +41,7 @@ int cmd_registrar(int argc, char **argv)
 	int c, rc;
 
 	if (argc < 2)
-		return cli_fail(KQ_EXIT_USAGE, "registrar: expected list, show or delete (see --help)");
+		return cli_fail(KQ_EXIT_USAGE, "registrar: expected list, show, delete or revoke (see --help)");
 	sub = argv[1];
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
 		fputs(usage_text, stdout);
@@ -59,7 +60,7 @@ int cmd_registrar(int argc, char **argv)
 	if (strcmp(sub, "list") == 0) {
 		if (optind != argc)
 			return cli_fail(KQ_EXIT_USAGE, "registrar list takes no arguments");
-	} else if (strcmp(sub, "show") == 0 || strcmp(sub, "delete") == 0) {
+	} else if (strcmp(sub, "show") == 0 || strcmp(sub, "delete") == 0 || strcmp(sub, "revoke") == 0) {
 		if (optind != argc - 1)
 			return cli_fail(KQ_EXIT_USAGE, "registrar %s needs one agent ID", sub);
 		id = argv[optind];
@@ -67,7 +68,7 @@ int cmd_registrar(int argc, char **argv)
 			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') || *p == '-'))
 				return cli_fail(KQ_EXIT_USAGE, "registrar %s: '%s' is not an agent ID", sub, id);
 	} else {
-		return cli_fail(KQ_EXIT_USAGE, "registrar: unknown subcommand '%s' (list, show, delete)", sub);
+		return cli_fail(KQ_EXIT_USAGE, "registrar: unknown subcommand '%s' (list, show, delete, revoke)", sub);
 	}
 	rc = client_ready(&cl, "KUMQUAT_REGISTRAR_URL", "registrar");
 	if (rc != KQ_EXIT_OK)
@@ -91,6 +92,18 @@ int cmd_registrar(int argc, char **argv)
 		json_object_put(resp);
 		return KQ_EXIT_OK;
 	}
+	if (strcmp(sub, "revoke") == 0) {
+		struct json_object *empty = json_object_new_object();
+
+		rc = client_call(&cl, "POST", empty, &resp, "/v1/agents/%s/revoke", id);
+		json_object_put(empty);
+		if (rc != KQ_EXIT_OK)
+			return rc;
+		json_object_put(resp);
+		if (!json)
+			printf("revoked %s\n", id);
+		return KQ_EXIT_OK;
+	}
 	rc = client_call(&cl, strcmp(sub, "delete") == 0 ? "DELETE" : "GET", NULL, &resp, "/v1/agents/%s", id);
 	if (rc != KQ_EXIT_OK)
 		return rc;
@@ -106,7 +119,7 @@ int cmd_registrar(int argc, char **argv)
 	}
 	{
 		static const char *keys[] = { "id", "kind", "state", "ek_name", "ak_name", "vtpm_ca_name", "contact",
-					      "enrolments", "ak_changes" };
+					      "vm_uuid", "host_id", "enrolments", "ak_changes" };
 		char t[32];
 		struct json_object *v;
 

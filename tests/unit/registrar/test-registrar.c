@@ -21,6 +21,7 @@
 #include "registrar.h"
 #include "testlib.h"
 #include "testtpm.h"
+#include "x509/x509.h"
 
 static char dir[] = "/tmp/kq-reg-XXXXXX";
 static char db_path[128], ca_dir[128];
@@ -47,6 +48,7 @@ struct agent {
 	size_t ek_len, ak_len;
 	uint8_t *cert;
 	size_t cert_len;
+	char vm[37]; /* guests */
 };
 
 static void new_agent(struct agent *a, EVP_PKEY *ca_key, X509 *ca)
@@ -65,11 +67,29 @@ static void new_agent(struct agent *a, EVP_PKEY *ca_key, X509 *ca)
 	a->ak_len = test_marshal_public(&a->ak, a->ak_pub, sizeof(a->ak_pub));
 	a->cert = NULL;
 	a->cert_len = 0;
+	a->vm[0] = '\0';
 	if (ca_key) {
 		X509 *c = test_make_cert(a->ek_key, ca_key, ca, "");
 		a->cert = der(c, &a->cert_len);
 		X509_free(c);
 	}
+}
+
+/* A guest whose vTPM EK certificate the vTPM-CA (ca_key, ca) issued for vm on host. */
+static void new_guest(struct agent *g, EVP_PKEY *ca_key, X509 *ca, const char *vm, const char *host)
+{
+	struct x509_tpm_cert_spec spec = {
+		.manufacturer = "id:00001014", .model = "swtpm", .version = "id:20191023", .spec_family = "2.0",
+		.spec_revision = 164, .vm_uuid = vm, .host_id = host,
+	};
+	X509 *c = NULL;
+
+	new_agent(g, NULL, NULL);
+	assert_int_equal(x509_tpm_cert_new(&spec, g->ek_key, ca, &c), 0);
+	assert_true(X509_sign(c, ca_key, EVP_sha256()) > 0);
+	g->cert = der(c, &g->cert_len);
+	X509_free(c);
+	snprintf(g->vm, sizeof(g->vm), "%s", vm);
 }
 
 static void free_agent(struct agent *a)
@@ -85,6 +105,7 @@ static struct reg_enrol_req req_of(struct agent *a, const char *kind)
 		.id = a->id, .kind = (char *)kind,
 		.ek_pub = { a->ek_pub, a->ek_len }, .ek_cert = { a->cert, a->cert_len },
 		.ak_pub = { a->ak_pub, a->ak_len }, .contact = "https://127.0.0.1:9999",
+		.vm_uuid = a->vm[0] ? a->vm : NULL,
 	};
 }
 
@@ -401,11 +422,89 @@ static void test_vtpm_ca(void **state)
 		assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), 0);
 	}
 
-	/* guests have no vTPM CA */
-	new_agent(&g, vendor_key, vendor_ca);
-	assert_int_equal(enrol(rg, &g, "guest", &code), 0);
-	assert_int_equal(reg_ca_nonce(rg, g.id, nonce, &code), -EPERM);
-	assert_string_equal(code, "not_a_host");
+	/* guests: a vTPM EK certificate from this host's vTPM-CA, naming the VM they claim */
+	{
+		static const char vm[] = "7c9d9a4e-0000-4000-8000-000000000001";
+		X509 *ca_cert = NULL;
+		struct agent other_host;
+
+		assert_int_equal(x509_ca_cert_new(&(struct x509_name_spec){ .cn = "kumquat vTPM CA" }, 3650, ca_key,
+						  &ca_cert), 0);
+		assert_true(X509_sign(ca_cert, ca_key, EVP_sha256()) > 0);
+
+		new_guest(&g, ca_key, ca_cert, vm, a.id);
+		assert_int_equal(enrol(rg, &g, "guest", &code), 0);
+		assert_int_equal(reg_agent_json(rg, g.id, &o), 0);
+		assert_string_equal(json_object_get_string(json_object_object_get(o, "vm_uuid")), vm);
+		assert_string_equal(json_object_get_string(json_object_object_get(o, "host_id")), a.id);
+		json_object_put(o);
+		/* guests have no vTPM CA */
+		assert_int_equal(reg_ca_nonce(rg, g.id, nonce, &code), -EPERM);
+		assert_string_equal(code, "not_a_host");
+		free_agent(&g);
+
+		/* claiming another VM than the certificate names */
+		new_guest(&g, ca_key, ca_cert, vm, a.id);
+		snprintf(g.vm, sizeof(g.vm), "7c9d9a4e-0000-4000-8000-000000000002");
+		assert_int_equal(enrol(rg, &g, "guest", &code), -EPERM);
+		assert_string_equal(code, "vm_uuid_mismatch");
+		/* no VM at all, or a VM for a host */
+		g.vm[0] = '\0';
+		assert_int_equal(enrol(rg, &g, "guest", &code), -EINVAL);
+		snprintf(g.vm, sizeof(g.vm), "%s", vm);
+		assert_int_equal(enrol(rg, &g, "host", &code), -EINVAL);
+		free_agent(&g);
+
+		/* signed by another key under the same CA name */
+		new_guest(&g, stranger, ca_cert, vm, a.id);
+		assert_int_equal(enrol(rg, &g, "guest", &code), -EPERM);
+		assert_string_equal(code, "ek_cert_untrusted");
+		free_agent(&g);
+
+		/* a vendor-issued EK certificate (a hardware TPM claiming to be a vTPM) */
+		new_agent(&g, vendor_key, vendor_ca);
+		snprintf(g.vm, sizeof(g.vm), "%s", vm);
+		assert_int_equal(enrol(rg, &g, "guest", &code), -EPERM);
+		assert_string_equal(code, "ek_cert_untrusted");
+		free_agent(&g);
+
+		/* naming a host that is not enrolled */
+		new_guest(&g, ca_key, ca_cert, vm, "7c9d9a4e-0000-4000-8000-0000000000ff");
+		assert_int_equal(enrol(rg, &g, "guest", &code), -EPERM);
+		assert_string_equal(code, "unknown_host");
+		free_agent(&g);
+
+		/* a host that never had its vTPM-CA certified */
+		new_agent(&other_host, vendor_key, vendor_ca);
+		assert_int_equal(enrol(rg, &other_host, "host", &code), 0);
+		new_guest(&g, ca_key, ca_cert, vm, other_host.id);
+		assert_int_equal(enrol(rg, &g, "guest", &code), -EPERM);
+		assert_string_equal(code, "host_not_active");
+		free_agent(&g);
+
+		/* a revoked host vouches for nobody, and cannot enrol again */
+		assert_int_equal(reg_revoke(rg, a.id), 0);
+		new_guest(&g, ca_key, ca_cert, vm, a.id);
+		assert_int_equal(enrol(rg, &g, "guest", &code), -EPERM);
+		assert_string_equal(code, "host_revoked");
+		assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
+		assert_string_equal(code, "revoked");
+		assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+		assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "revoked");
+		json_object_put(o);
+		assert_int_equal(reg_revoke(rg, "7c9d9a4e-0000-4000-8000-0000000000ff"), -ENOENT);
+		free_agent(&other_host);
+		X509_free(ca_cert);
+		/* the rest of this test needs a host that may enrol: start from a fresh one */
+		free_agent(&a);
+		new_agent(&a, vendor_key, vendor_ca);
+		assert_int_equal(enrol(rg, &a, "host", &code), 0);
+		assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+		memcpy(at.extraData.buffer, nonce, 32);
+		assert_int_equal(tpm_public_name(&ca, &at.attested.certify.name), 0);
+		attest_len = test_sign_attest(a.ak_key, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+		assert_int_equal(reg_ca_submit(rg, a.id, ca_pub, ca_len, attest, attest_len, sig, sig_len, &code), 0);
+	}
 
 	/* a new AK forgets the vTPM CA certified by the old one */
 	EVP_PKEY_free(a.ak_key);
@@ -421,7 +520,6 @@ static void test_vtpm_ca(void **state)
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(stranger);
 	free_agent(&a);
-	free_agent(&g);
 	registrar_close(rg);
 }
 

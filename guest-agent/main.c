@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kumquat-guest-agent: runs inside a VM and owns its vTPM. This part enrols
+ * the guest with the registrar: its vTPM EK certificate (signed by its host's
+ * vTPM-CA key), an AK activated by MakeCredential/ActivateCredential, and the
+ * VM UUID it claims, which must be the one the certificate names.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "enrol/enrol.h"
+#include "kq-config.h"
+#include "log/log.h"
+#include "tpm/tpm.h"
+#include "tpmdev/tpmdev.h"
+#include "util/util.h"
+
+#define DEFAULT_CONFIG "/etc/kumquat/guest-agent.conf"
+
+struct guest_config {
+	char *id, *state_dir, *vm_uuid, *vm_uuid_file, *contact;
+	char *tcti, *ek_alg, *ak_handle_s;
+	char *registrar_url, *registrar_ca;
+	uint64_t timeout_ms;
+	char *log_level;
+	bool log_json;
+};
+
+#define O(sec, key, type, field, max) { sec, key, type, offsetof(struct guest_config, field), max }
+static const struct conf_option options[] = {
+	O("agent", "id", CONF_STRING, id, 36),
+	O("agent", "state_dir", CONF_PATH, state_dir, 0),
+	O("agent", "vm_uuid", CONF_STRING, vm_uuid, 36),
+	O("agent", "vm_uuid_file", CONF_PATH, vm_uuid_file, 0),
+	O("agent", "contact", CONF_STRING, contact, 512),
+	O("tpm", "tcti", CONF_STRING, tcti, 512),
+	O("tpm", "ek_alg", CONF_STRING, ek_alg, 8),
+	O("tpm", "ak_handle", CONF_STRING, ak_handle_s, 16),
+	O("registrar", "url", CONF_STRING, registrar_url, 512),
+	O("registrar", "ca", CONF_PATH, registrar_ca, 0),
+	O("registrar", "timeout_ms", CONF_UINT, timeout_ms, 600000),
+	O("log", "level", CONF_STRING, log_level, 0),
+	O("log", "json", CONF_BOOL, log_json, 0),
+	{ 0 },
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: kumquat-guest-agent [--config FILE] [--help] [--version]\n"
+	      "Enrols this VM's vTPM with the registrar (EK certificate from the host's vTPM-CA,\n"
+	      "AK by MakeCredential/ActivateCredential). Default config: " DEFAULT_CONFIG "\n", f);
+}
+
+/* The VM UUID: configured, or the firmware's system UUID (libvirt sets it to the domain's). */
+static int vm_uuid(const struct guest_config *cfg, char ret[37])
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	int r;
+
+	if (cfg->vm_uuid && cfg->vm_uuid[0]) {
+		if (!kq_uuid_normalize(cfg->vm_uuid, ret))
+			return kq_err(-EINVAL, "[agent] vm_uuid '%.40s' is not a UUID", cfg->vm_uuid);
+		return 0;
+	}
+	r = kq_read_file(cfg->vm_uuid_file, 64, &buf, &len);
+	if (r < 0)
+		return kq_err_ctx(r, "the VM UUID ([agent] vm_uuid_file): ");
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		buf[--len] = '\0';
+	if (!kq_uuid_normalize((const char *)buf, ret))
+		return kq_err(-EINVAL, "%s does not hold a UUID", cfg->vm_uuid_file);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *config = DEFAULT_CONFIG;
+	struct guest_config cfg = { .timeout_ms = 30000 };
+	struct tpmdev *tpm = NULL;
+	struct enrol_config ec = { .kind = "guest" };
+	struct enrol_result er;
+	enum log_level level = LOG_INFO;
+	char id[37], vm[37];
+	uint64_t ak_handle = TPMDEV_AK_HANDLE;
+	int c, r, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("kumquat-guest-agent %s\n", KQ_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	tpm_quiet_tss_log();
+	signal(SIGPIPE, SIG_IGN);
+	cfg.state_dir = (char *)"/var/lib/kumquat/guest-agent";
+	cfg.vm_uuid_file = (char *)"/sys/class/dmi/id/product_uuid";
+	cfg.tcti = (char *)"device:/dev/tpmrm0";
+	cfg.ek_alg = (char *)"rsa";
+	cfg.log_level = (char *)"info";
+	if (conf_load(config, options, &cfg) < 0) {
+		fprintf(stderr, "kumquat-guest-agent: config: %s\n", kq_errmsg());
+		return 1;
+	}
+	if (log_level_from_string(cfg.log_level, &level) < 0) {
+		fprintf(stderr, "kumquat-guest-agent: config: bad log level '%s'\n", cfg.log_level);
+		goto out;
+	}
+	log_setup(level, cfg.log_json);
+	if (!cfg.registrar_url || !cfg.registrar_ca) {
+		fprintf(stderr, "kumquat-guest-agent: config: [registrar] url and ca are required\n");
+		goto out;
+	}
+	if (strcmp(cfg.ek_alg, "rsa") != 0 && strcmp(cfg.ek_alg, "ecc") != 0) {
+		fprintf(stderr, "kumquat-guest-agent: config: [tpm] ek_alg must be rsa or ecc\n");
+		goto out;
+	}
+	if (cfg.ak_handle_s) {
+		uint8_t b[4];
+		size_t n;
+
+		if (kq_hex_decode(cfg.ak_handle_s, b, sizeof(b), &n) < 0 || n != 4 ||
+		    (ak_handle = (uint64_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]) < 0x81000000u ||
+		    ak_handle > 0x817fffffu) {
+			fprintf(stderr, "kumquat-guest-agent: config: [tpm] ak_handle must be a persistent handle "
+					"0x81000000-0x817fffff\n");
+			goto out;
+		}
+	}
+	if (cfg.id && cfg.id[0]) {
+		if (!kq_uuid_normalize(cfg.id, id)) {
+			fprintf(stderr, "kumquat-guest-agent: config: [agent] id is not a UUID\n");
+			goto out;
+		}
+	} else if (enrol_agent_id(cfg.state_dir, id) < 0) {
+		fprintf(stderr, "kumquat-guest-agent: %s\n", kq_errmsg());
+		goto out;
+	}
+	if (vm_uuid(&cfg, vm) < 0) {
+		fprintf(stderr, "kumquat-guest-agent: %s\n", kq_errmsg());
+		goto out;
+	}
+	r = tpmdev_open(cfg.tcti, &tpm);
+	if (r < 0) {
+		fprintf(stderr, "kumquat-guest-agent: vTPM %s: %s\n", cfg.tcti, kq_errmsg());
+		goto out;
+	}
+	ec.registrar_url = cfg.registrar_url;
+	ec.registrar_ca = cfg.registrar_ca;
+	ec.timeout_ms = (unsigned)cfg.timeout_ms;
+	ec.id = id;
+	ec.contact = cfg.contact;
+	ec.vm_uuid = vm;
+	ec.alg = strcmp(cfg.ek_alg, "ecc") == 0 ? TPMDEV_ECC_P256 : TPMDEV_RSA2048;
+	ec.ak_handle = (TPM2_HANDLE)ak_handle;
+	r = enrol_agent(&ec, tpm, &er);
+	if (r < 0) {
+		fprintf(stderr, "kumquat-guest-agent: enrolment failed: %s\n", kq_errmsg());
+		goto out;
+	}
+	{
+		_cleanup_free_ char *ak = kq_hex_dup(er.ak_name.name, er.ak_name.size);
+
+		log_info("guest-agent", "enrolled as %s, VM %s (AK %s)", id, vm, ak ? ak : "?");
+	}
+	rc = 0;
+out:
+	tpmdev_close(tpm);
+	conf_free(options, &cfg);
+	return rc;
+}
