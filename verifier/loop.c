@@ -109,6 +109,7 @@ struct loop {
 
 	struct agent_rt **agents;
 	size_t n_agents, cap_agents;
+	size_t scan_start;        /* where start_rounds begins, for fairness */
 	size_t in_flight;
 
 	struct transfer *deliveries[MAX_DELIVERIES];
@@ -776,9 +777,18 @@ static void finish_round(struct loop *l, struct transfer *x, CURLcode cc)
 	transport_failure(l, a, "agent_error", "the host agent answered %ld %s: %s", status, code, msg);
 }
 
+/*
+ * Starts the rounds that are due, at most max_concurrent in flight. The scan
+ * starts where the last one stopped, so when the limit is reached every due
+ * agent gets its turn: a block of dead hosts holding slots until they time
+ * out cannot starve the ones after them.
+ */
 static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 {
-	for (size_t i = 0; i < l->n_agents; i++) {
+	size_t n = l->n_agents;
+
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (l->scan_start + k) % n;
 		struct agent_rt *a = l->agents[i];
 
 		if (a->xfer || a->busy || (a->row.state != AGENT_ATTESTING && a->row.state != AGENT_UNREACHABLE))
@@ -797,11 +807,14 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 			continue;
 		}
 		if (l->in_flight >= l->cfg->max_concurrent) {
+			/* resume here next time */
+			l->scan_start = i;
 			*next_ms = now;
-			break;
+			return;
 		}
 		start_round(l, a);
 	}
+	l->scan_start = n ? (l->scan_start + 1) % n : 0;
 }
 
 /* ---- webhook deliveries ---- */

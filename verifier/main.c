@@ -170,8 +170,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kumquat-verifier: %s\n", kq_errmsg());
 		goto out;
 	}
-	if (!cfg.signing_key)
-		log_warn("verifier", "no [notify] signing_key: no webhook notifications");
 	routes = verifier_routes(&n_routes);
 	r = http_server_start(&(struct http_server_config){
 				      .bind_addr = cfg.listen, .port = (uint16_t)cfg.port,

@@ -36,7 +36,16 @@
  *                   --registrar URL --registrar-ca F [options]
  *       enrols hosts 0..N-1, then serves until SIGINT or SIGTERM; logs
  *       "listening on https://ADDR:PORT" once serving and "ready: N hosts"
- *       once every host is enrolled;
+ *       once every host is enrolled. With --hang K, hosts 0..K-1 are dead
+ *       host agents: they enrol with a second port as their contact, logged
+ *       as "hung hosts on https://ADDR:PORT", which takes every request and
+ *       never answers it (held --hang-ms, default 5000, or until the process
+ *       stops; by then the client has given up). They have a port of their
+ *       own, as a dead machine has its own address: libmicrohttpd ties each
+ *       connection to one worker thread, and a verifier reuses connections
+ *       across hosts with the same address, so a request held on the shared
+ *       port could stall healthy hosts' requests on the same thread, however
+ *       many threads there are. On the main port they get 409 wrong_agent;
  *   fleet-sim selftest
  *       checks the evidence against the real quote in the test data, checks
  *       quotes with `kumquat quote check` ($KUMQUAT) and the endpoint over
@@ -275,6 +284,13 @@ struct fleet {
 	struct evidence ev;
 	struct host *hosts;
 	size_t n_hosts;
+	size_t n_hang;            /* hosts 0..n_hang-1 never answer (--hang) */
+	unsigned hang_ms;         /* how long a request to them is held */
+	uint16_t hang_port;
+	pthread_mutex_t hang_lock; /* guards stopping; hang_cond uses CLOCK_MONOTONIC */
+	pthread_cond_t hang_cond;
+	bool stopping;
+	atomic_ulong held;
 	unsigned append_every;    /* 0: the lists never grow */
 	size_t max_append;        /* entries a host may add, bounding memory */
 	double t0;
@@ -547,6 +563,11 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 		http_error(resp, 404, "not_found", "no simulated host %s", qr.agent_id);
 		goto out;
 	}
+	if ((size_t)(h - f->hosts) < f->n_hang) {
+		http_error(resp, 409, "wrong_agent", "host %s is a dead host agent (--hang): its port is %u", h->id,
+			   (unsigned)f->hang_port);
+		goto out;
+	}
 	r = host_evidence(f, h, &sel, qr.nonce.data, qr.nonce.len, qr.ima_offset, &q);
 	if (r == -ERANGE) {
 		http_error(resp, 409, "ima_offset_ahead", "%s", kq_errmsg());
@@ -580,6 +601,37 @@ out:
 
 static const struct http_route routes[] = {
 	{ "POST", "/v1/quote", true, handle_quote },
+};
+
+/*
+ * The dead host agents' port: every request is held on its worker thread
+ * until f->hang_ms pass or the process stops, then refused (a client still
+ * there sees a 503). Connections that arrive while every thread holds one
+ * wait unaccepted: to the client that is the same silence.
+ */
+static void handle_hang(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct fleet *f = ud;
+	struct timespec until;
+
+	(void)req;
+	atomic_fetch_add(&f->held, 1);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += f->hang_ms / 1000;
+	until.tv_nsec += (long)(f->hang_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->hang_lock);
+	while (!f->stopping && pthread_cond_timedwait(&f->hang_cond, &f->hang_lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&f->hang_lock);
+	http_error(resp, 503, "hung", "a simulated dead host agent (fleet-sim --hang)");
+}
+
+static const struct http_route hang_routes[] = {
+	{ "POST", "/v1/quote", true, handle_hang },
 };
 
 /* ---- files ---- */
@@ -896,7 +948,7 @@ static void enrol(struct host *h, EVP_PKEY *ca_key, X509 *ca, const struct http_
 
 struct serve_opts {
 	const char *dir, *listen, *cert, *key, *client_ca, *registrar, *registrar_ca;
-	size_t n;
+	size_t n, hang;
 	uint16_t port;
 	unsigned threads;
 };
@@ -912,8 +964,9 @@ static double cpu_seconds(void)
 
 static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 {
-	char path[4096], contact[300];
-	struct http_server *srv;
+	char path[4096], contact[300], hang_contact[300];
+	struct http_server *srv, *hang_srv = NULL;
+	pthread_condattr_t ca_attr;
 	EVP_PKEY *ca_key = NULL;
 	X509 *ca = NULL;
 	sigset_t sigs;
@@ -926,8 +979,16 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	/* held requests are answered after their clients have gone */
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&f->hang_lock, NULL);
+	pthread_condattr_init(&ca_attr);
+	pthread_condattr_setclock(&ca_attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->hang_cond, &ca_attr);
+	pthread_condattr_destroy(&ca_attr);
 
 	f->n_hosts = o->n;
+	f->n_hang = o->hang;
 	f->hosts = xcalloc(o->n, sizeof(*f->hosts));
 	for (size_t i = 0; i < o->n; i++) {
 		char ek_path[4096], ak_path[4096], id[37];
@@ -951,14 +1012,30 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 			      routes, ARRAY_SIZE(routes), f, &srv) < 0)
 		die("cannot serve");
 	log_info(MOD, "listening on https://%s:%u", o->listen, http_server_port(srv));
+	if (f->n_hang) {
+		/* about a thread per request held at a time (each client retries after its timeout) */
+		size_t th = 4 * f->n_hang + 2;
+		struct http_server_config hc = {
+			.bind_addr = o->listen, .cert_file = o->cert, .key_file = o->key,
+			.client_ca_file = o->client_ca, .max_body = 64 * 1024, .max_connections = 4096,
+			.threads = th > MAX_THREADS ? MAX_THREADS : (unsigned)th,
+		};
+
+		if (http_server_start(&hc, hang_routes, ARRAY_SIZE(hang_routes), f, &hang_srv) < 0)
+			die("cannot serve the hung hosts");
+		f->hang_port = http_server_port(hang_srv);
+		log_info(MOD, "hung hosts on https://%s:%u: the first %zu hosts never answer (held %u ms)", o->listen,
+			 (unsigned)f->hang_port, f->n_hang, f->hang_ms);
+	}
 
 	if (o->registrar) {
 		struct http_client_config cc = { .ca_file = o->registrar_ca, .timeout_ms = 30000 };
 		double t0 = bench_now();
 
 		snprintf(contact, sizeof(contact), "https://%s:%u", o->listen, http_server_port(srv));
+		snprintf(hang_contact, sizeof(hang_contact), "https://%s:%u", o->listen, (unsigned)f->hang_port);
 		for (size_t i = 0; i < o->n; i++)
-			enrol(&f->hosts[i], ca_key, ca, &cc, o->registrar, contact);
+			enrol(&f->hosts[i], ca_key, ca, &cc, o->registrar, i < f->n_hang ? hang_contact : contact);
 		log_info(MOD, "enrolled %zu hosts with %s in %.2f s", o->n, o->registrar, bench_now() - t0);
 	}
 	EVP_PKEY_free(ca_key);
@@ -970,12 +1047,21 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 
 	while (sigwait(&sigs, &sig) != 0)
 		;
+	/* release the held requests, or stopping the servers would wait for them */
+	pthread_mutex_lock(&f->hang_lock);
+	f->stopping = true;
+	pthread_cond_broadcast(&f->hang_cond);
+	pthread_mutex_unlock(&f->hang_lock);
+	http_server_stop(hang_srv);
 	http_server_stop(srv);
 	for (size_t i = 0; i < o->n; i++)
 		appended += f->hosts[i].n_app;
-	log_info(MOD, "signal %d: served %lu quotes, refused %lu, %lu IMA entries appended; %.1f s, %.2f CPU s", sig,
-		 atomic_load(&f->served), atomic_load(&f->refused), appended, bench_now() - t_ready,
-		 cpu_seconds() - cpu_ready);
+	log_info(MOD, "signal %d: served %lu quotes, refused %lu, held %lu, %lu IMA entries appended;"
+		      " %.1f s, %.2f CPU s",
+		 sig, atomic_load(&f->served), atomic_load(&f->refused), atomic_load(&f->held), appended,
+		 bench_now() - t_ready, cpu_seconds() - cpu_ready);
+	pthread_cond_destroy(&f->hang_cond);
+	pthread_mutex_destroy(&f->hang_lock);
 	for (size_t i = 0; i < o->n; i++)
 		host_free(&f->hosts[i]);
 	free(f->hosts);
@@ -1349,7 +1435,7 @@ static void usage(FILE *out)
 	      "       fleet-sim serve --dir DIR --hosts N --cert PEM --key PEM --client-ca PEM\n"
 	      "                       [--registrar URL --registrar-ca PEM] [--listen ADDR] [--port P]\n"
 	      "                       [--threads T] [--ima-format binary|ascii] [--ima-append-every K]\n"
-	      "                       [--ima-max-append M]\n"
+	      "                       [--ima-max-append M] [--hang K [--hang-ms MS]]\n"
 	      "       fleet-sim selftest\n"
 	      "Simulated host agents with software TPM keys serving real evidence (see the top of fleet-sim.c).\n"
 	      "Reads the test data from $KQ_TESTDATA.\n",
@@ -1384,11 +1470,13 @@ int main(int argc, char **argv)
 		{ "ima-format", required_argument, NULL, 'f' },
 		{ "ima-append-every", required_argument, NULL, 'a' },
 		{ "ima-max-append", required_argument, NULL, 'm' },
+		{ "hang", required_argument, NULL, 'H' },
+		{ "hang-ms", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct serve_opts so = { .listen = "127.0.0.1", .threads = 4 };
-	struct fleet f = { .append_every = 5, .max_append = 4096 };
+	struct fleet f = { .append_every = 5, .max_append = 4096, .hang_ms = 5000 };
 	const char *cmd;
 	bool binary = true;
 	int c;
@@ -1416,6 +1504,8 @@ int main(int argc, char **argv)
 		case 't': so.threads = (unsigned)num_arg("threads", optarg, 1, MAX_THREADS); break;
 		case 'a': f.append_every = (unsigned)num_arg("ima-append-every", optarg, 0, 1u << 20); break;
 		case 'm': f.max_append = num_arg("ima-max-append", optarg, 0, 1u << 20); break;
+		case 'H': so.hang = num_arg("hang", optarg, 0, MAX_HOSTS); break;
+		case 'T': f.hang_ms = (unsigned)num_arg("hang-ms", optarg, 1, 3600 * 1000); break;
 		case 'f':
 			if (strcmp(optarg, "binary") != 0 && strcmp(optarg, "ascii") != 0) {
 				fprintf(stderr, "fleet-sim: --ima-format: binary or ascii\n");
@@ -1447,6 +1537,10 @@ int main(int argc, char **argv)
 		if (!so.dir || !so.n || !so.cert || !so.key || !so.client_ca || !so.registrar != !so.registrar_ca) {
 			fprintf(stderr, "fleet-sim serve: --dir, --hosts, --cert, --key and --client-ca are required,"
 					" --registrar with --registrar-ca\n");
+			return 2;
+		}
+		if (so.hang > so.n) {
+			fprintf(stderr, "fleet-sim serve: --hang %zu is more than the %zu hosts\n", so.hang, so.n);
 			return 2;
 		}
 		load_evidence(binary, &f.ev);
