@@ -80,6 +80,13 @@ int host_vtpm_start(const struct host_agent_config *cfg, struct tpmdev *tpm, con
 		    struct host_vtpm **ret);
 void host_vtpm_stop(struct host_vtpm *v);
 
+/*
+ * A public key from swtpm_setup's --ek: the RSA modulus in hex (2048, 3072
+ * or 4096 bits; e = 65537) or "x=HEX,y=HEX,id=secp256r1|secp384r1" (a point
+ * on the curve). -EINVAL with the reason. Caller frees with EVP_PKEY_free.
+ */
+int host_vtpm_parse_ek(const char *ek, EVP_PKEY **ret);
+
 /* Reads state_dir/id, or makes a random UUID and stores it (0600). */
 int host_agent_id(const char *state_dir, char ret[37]);
 

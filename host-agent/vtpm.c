@@ -124,8 +124,7 @@ static int hex_bn(const char *hex, size_t max_bytes, BIGNUM **ret)
 	return *ret ? 0 : kq_err(-ENOMEM, "out of memory");
 }
 
-/* "MODULUS-HEX" (RSA, e = 65537) or "x=HEX,y=HEX,id=secp256r1|secp384r1". */
-static int parse_ek(const char *ek, EVP_PKEY **ret)
+int host_vtpm_parse_ek(const char *ek, EVP_PKEY **ret)
 {
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
 	OSSL_PARAM *params = NULL;
@@ -411,7 +410,7 @@ static struct json_object *op_ek_cert(struct vtpm_ctx *c, const struct local_req
 		ans = local_error("internal", "cannot read the VM map");
 		goto out;
 	}
-	if ((r = parse_ek(q.ek, &ek)) < 0) {
+	if ((r = host_vtpm_parse_ek(q.ek, &ek)) < 0) {
 		ans = local_error("bad_request", "%s", kq_errmsg());
 		goto out;
 	}

@@ -3,9 +3,11 @@
  * Certificates as TPMs, vendors and operators hand them out (PEM or DER, NV
  * header and padding quirks, re-encoded serials): x509_load_many() and
  * x509_load() on the input, then x509_describe() of every certificate loaded,
- * serialised so that every string it built is walked.
+ * serialised so that every string it built is walked, and the vTPM identity
+ * URIs the registrar reads (x509_vtpm_identity).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/err.h>
 
@@ -18,6 +20,11 @@ static void describe(X509 *c)
 {
 	struct json_object *o = NULL;
 	size_t len = 0;
+	char vm[37], host[37];
+
+	/* the registrar reads a guest's VM and host from these URIs */
+	if (x509_vtpm_identity(c, vm, host) == 0 && (strlen(vm) != 36 || strlen(host) != 36))
+		abort();
 
 	if (x509_describe(c, &o) < 0)
 		return;

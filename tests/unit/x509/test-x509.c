@@ -1486,6 +1486,90 @@ static void test_swtpm_golden(void **state)
 	EVP_PKEY_free(ca_key);
 }
 
+/*
+ * vTPM certificates: the TCG EK profile fields, the VM and host URIs read
+ * back, a CA certificate for an external key, signed with x509_sign_with's
+ * path replaced by a software signature; refusals of bad fields.
+ */
+static void test_vtpm_certs(void **state)
+{
+	static const char vm[] = "7C9D9A4E-1111-4000-8000-000000000001", host[] = "e27a1aa7-c736-464d-9cc9-dbd8be15ebe3";
+	struct x509_tpm_cert_spec spec = {
+		.manufacturer = "id:00001014", .model = "swtpm", .version = "id:20191023", .spec_family = "2.0",
+		.spec_level = 0, .spec_revision = 164, .vm_uuid = vm, .host_id = host,
+	};
+	EVP_PKEY *ca_key = NULL, *ek = EVP_RSA_gen(2048), *ecc_ek = EVP_EC_gen("P-384");
+	X509 *ca = NULL, *c = NULL;
+	X509_STORE *store = X509_STORE_new();
+	struct json_object *d = NULL;
+	char got_vm[37], got_host[37];
+	const ASN1_TIME *na;
+	struct tm tm;
+	int crit = -1;
+	GENERAL_NAMES *gens;
+
+	(void)state;
+	assert_int_equal(x509_keygen(X509_KEY_EC_P256, &ca_key), 0);
+	assert_int_equal(x509_ca_cert_new(&(struct x509_name_spec){ .cn = "kumquat vTPM CA", .org = "host x" }, 36500,
+					  ca_key, &ca), 0);
+	/* unsigned until someone signs it */
+	assert_true(X509_verify(ca, ca_key) <= 0);
+	assert_true(X509_sign(ca, ca_key, EVP_sha256()) > 0);
+	assert_true(X509_check_ca(ca) > 0);
+
+	assert_int_equal(x509_tpm_cert_new(&spec, ek, ca, &c), 0);
+	assert_true(X509_sign(c, ca_key, EVP_sha256()) > 0);
+	/* the profile: empty subject, critical SAN, CA:FALSE, EK EKU, until 9999 */
+	assert_int_equal(X509_NAME_entry_count(X509_get_subject_name(c)), 0);
+	gens = X509_get_ext_d2i(c, NID_subject_alt_name, &crit, NULL);
+	assert_non_null(gens);
+	assert_int_equal(crit, 1);
+	assert_int_equal(sk_GENERAL_NAME_num(gens), 3);
+	GENERAL_NAMES_free(gens);
+	assert_int_equal(X509_check_ca(c), 0);
+	na = X509_get0_notAfter(c);
+	assert_int_equal(ASN1_TIME_to_tm(na, &tm), 1);
+	assert_int_equal(tm.tm_year + 1900, 9999);
+	assert_int_equal(x509_describe(c, &d), 0);
+	assert_non_null(strstr(json_object_to_json_string(d), "tcg-kp-EKCertificate"));
+	assert_non_null(strstr(json_object_to_json_string(d), "id:00001014"));
+	json_object_put(d);
+	/* it chains to the CA certificate, as openssl verify sees it */
+	assert_int_equal(X509_STORE_add_cert(store, ca), 1);
+	assert_int_equal(x509_verify_chain(c, NULL, store, 0), 0);
+	/* the identities read back, lowercase */
+	assert_int_equal(x509_vtpm_identity(c, got_vm, got_host), 0);
+	assert_string_equal(got_vm, "7c9d9a4e-1111-4000-8000-000000000001");
+	assert_string_equal(got_host, host);
+	X509_free(c);
+
+	/* ECC EKs get keyAgreement; a platform certificate carries the platform fields */
+	spec.platform = true;
+	assert_int_equal(x509_tpm_cert_new(&spec, ecc_ek, ca, &c), 0);
+	X509_free(c);
+	spec.platform = false;
+
+	/* refusals */
+	spec.vm_uuid = "not-a-uuid";
+	assert_int_equal(x509_tpm_cert_new(&spec, ek, ca, &c), -EINVAL);
+	spec.vm_uuid = vm;
+	spec.model = "";
+	assert_int_equal(x509_tpm_cert_new(&spec, ek, ca, &c), -EINVAL);
+	spec.model = "bad\nmodel";
+	assert_int_equal(x509_tpm_cert_new(&spec, ek, ca, &c), -EINVAL);
+	spec.model = "swtpm";
+	spec.spec_family = "2.0.0.0.0.0.0.0";
+	assert_int_equal(x509_tpm_cert_new(&spec, ek, ca, &c), -EINVAL);
+	/* a certificate without the URIs names no VM */
+	assert_int_equal(x509_vtpm_identity(ca, got_vm, got_host), -ENOENT);
+
+	X509_STORE_free(store);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(ek);
+	EVP_PKEY_free(ecc_ek);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1504,6 +1588,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_gce_golden),
 		cmocka_unit_test(test_swtpm_golden),
+		cmocka_unit_test(test_vtpm_certs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
