@@ -487,6 +487,7 @@ static void test_vtpm_ca(void **state)
 		new_guest(&g, ca_key, ca_cert, vm, a.id);
 		assert_int_equal(enrol(rg, &g, "guest", &code), -EPERM);
 		assert_string_equal(code, "host_revoked");
+		free_agent(&g);
 		assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
 		assert_string_equal(code, "revoked");
 		assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
