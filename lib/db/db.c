@@ -108,6 +108,16 @@ int db_open(const char *path, const char *const *migrations, size_t n, struct db
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%zu;", i + 1);
 		if ((r = exec(db->h, "BEGIN IMMEDIATE")) < 0)
 			goto fail;
+		/* another process may have migrated while we waited for the write lock */
+		if ((r = user_version(db->h, &version)) < 0) {
+			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+			goto fail;
+		}
+		if (version > (int64_t)i) {
+			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+			i = (size_t)version - 1;
+			continue;
+		}
 		if ((r = exec(db->h, migrations[i])) < 0 || (r = exec(db->h, pragma)) < 0 ||
 		    (r = exec(db->h, "COMMIT")) < 0) {
 			kq_err_ctx(r, "%s: migration %zu: ", path, i + 1);
