@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * kumquat-guest-agent: runs inside a VM and owns its vTPM. This part enrols
- * the guest with the registrar: its vTPM EK certificate (signed by its host's
+ * kumquat-guest-agent: runs inside a VM and owns its vTPM. It enrols the
+ * guest with the registrar -- its vTPM EK certificate (signed by its host's
  * vTPM-CA key), an AK activated by MakeCredential/ActivateCredential, and the
- * VM UUID it claims, which must be the one the certificate names.
+ * VM UUID it claims, which must be the one the certificate names -- and then,
+ * when [server] cert is set, serves the evidence the verifier asks for
+ * (POST /v1/quote, lib/evidence) until SIGTERM (docs/guest-agent.md).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +14,8 @@
 
 #include "conf/conf.h"
 #include "enrol/enrol.h"
+#include "evidence/evidence.h"
+#include "http/http.h"
 #include "kq-config.h"
 #include "log/log.h"
 #include "tpm/tpm.h"
@@ -25,6 +29,11 @@ struct guest_config {
 	char *tcti, *ek_alg, *ak_handle_s;
 	char *registrar_url, *registrar_ca;
 	uint64_t timeout_ms;
+	/* evidence endpoint (mTLS); off when cert is unset */
+	char *listen;
+	uint16_t port;
+	char *cert, *key, *client_ca;
+	char *uefi_log, *ima_log, *boot_id_path;
 	char *log_level;
 	bool log_json;
 };
@@ -42,6 +51,14 @@ static const struct conf_option options[] = {
 	O("registrar", "url", CONF_STRING, registrar_url, 512),
 	O("registrar", "ca", CONF_PATH, registrar_ca, 0),
 	O("registrar", "timeout_ms", CONF_UINT, timeout_ms, 600000),
+	O("server", "listen", CONF_STRING, listen, 64),
+	O("server", "port", CONF_PORT, port, 65535),
+	O("server", "cert", CONF_PATH, cert, 0),
+	O("server", "key", CONF_PATH, key, 0),
+	O("server", "client_ca", CONF_PATH, client_ca, 0),
+	O("logs", "uefi", CONF_PATH, uefi_log, 0),
+	O("logs", "ima", CONF_PATH, ima_log, 0),
+	O("logs", "boot_id", CONF_PATH, boot_id_path, 0),
 	O("log", "level", CONF_STRING, log_level, 0),
 	O("log", "json", CONF_BOOL, log_json, 0),
 	{ 0 },
@@ -49,10 +66,15 @@ static const struct conf_option options[] = {
 
 static void usage(FILE *f)
 {
-	fputs("usage: kumquat-guest-agent [--config FILE] [--help] [--version]\n"
+	fputs("usage: kumquat-guest-agent [--config FILE] [--enrol-only] [--help] [--version]\n"
 	      "Enrols this VM's vTPM with the registrar (EK certificate from the host's vTPM-CA,\n"
-	      "AK by MakeCredential/ActivateCredential). Default config: " DEFAULT_CONFIG "\n", f);
+	      "AK by MakeCredential/ActivateCredential), then serves its evidence (POST /v1/quote)\n"
+	      "if [server] cert is set. --enrol-only exits once enrolled. Default config: " DEFAULT_CONFIG "\n", f);
 }
+
+static const struct http_route routes[] = {
+	{ "POST", "/v1/quote", true, evidence_handle_quote },
+};
 
 /* The VM UUID: configured, or the firmware's system UUID (libvirt sets it to the domain's). */
 static int vm_uuid(const struct guest_config *cfg, char ret[37])
@@ -80,6 +102,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "enrol-only", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -89,14 +112,19 @@ int main(int argc, char **argv)
 	struct tpmdev *tpm = NULL;
 	struct enrol_config ec = { .kind = "guest" };
 	struct enrol_result er;
+	struct evidence_config ev;
+	struct http_server *srv = NULL;
 	enum log_level level = LOG_INFO;
 	char id[37], vm[37];
 	uint64_t ak_handle = TPMDEV_AK_HANDLE;
-	int c, r, rc = 1;
+	bool once = false;
+	sigset_t set;
+	int c, r, sig, rc = 1;
 
-	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:ohV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
+		case 'o': once = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("kumquat-guest-agent %s\n", KQ_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -107,12 +135,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	tpm_quiet_tss_log();
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* blocked before any thread starts, so only sigwait below takes them */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	cfg.state_dir = (char *)"/var/lib/kumquat/guest-agent";
 	cfg.vm_uuid_file = (char *)"/sys/class/dmi/id/product_uuid";
 	cfg.tcti = (char *)"device:/dev/tpmrm0";
 	cfg.ek_alg = (char *)"rsa";
 	cfg.log_level = (char *)"info";
+	cfg.listen = (char *)"127.0.0.1";
+	cfg.port = 8893;
+	cfg.uefi_log = (char *)"/sys/kernel/security/tpm0/binary_bios_measurements";
+	cfg.ima_log = (char *)"/sys/kernel/security/ima/binary_runtime_measurements";
+	cfg.boot_id_path = (char *)"/proc/sys/kernel/random/boot_id";
 	if (conf_load(config, options, &cfg) < 0) {
 		fprintf(stderr, "kumquat-guest-agent: config: %s\n", kq_errmsg());
 		return 1;
@@ -128,6 +166,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cfg.ek_alg, "rsa") != 0 && strcmp(cfg.ek_alg, "ecc") != 0) {
 		fprintf(stderr, "kumquat-guest-agent: config: [tpm] ek_alg must be rsa or ecc\n");
+		goto out;
+	}
+	if (!once && cfg.cert && (!cfg.key || !cfg.client_ca)) {
+		fprintf(stderr, "kumquat-guest-agent: config: [server] needs cert, key and client_ca\n");
 		goto out;
 	}
 	if (cfg.ak_handle_s) {
@@ -178,8 +220,32 @@ int main(int argc, char **argv)
 
 		log_info("guest-agent", "enrolled as %s, VM %s (AK %s)", id, vm, ak ? ak : "?");
 	}
+	if (!once && cfg.cert) {
+		ev = (struct evidence_config){
+			.tpm = tpm, .ak_handle = (TPM2_HANDLE)ak_handle, .agent_id = id,
+			.uefi_log = cfg.uefi_log, .ima_log = cfg.ima_log, .boot_id = cfg.boot_id_path,
+		};
+		r = http_server_start(&(struct http_server_config){
+					      .bind_addr = cfg.listen, .port = cfg.port, .cert_file = cfg.cert,
+					      .key_file = cfg.key, .client_ca_file = cfg.client_ca,
+					      .max_body = EVIDENCE_MAX_BODY, .threads = 2 },
+				      routes, ARRAY_SIZE(routes), &ev, &srv);
+		if (r < 0) {
+			fprintf(stderr, "kumquat-guest-agent: cannot listen on %s:%u: %s\n", cfg.listen,
+				(unsigned)cfg.port, kq_errmsg());
+			goto out;
+		}
+		log_info("guest-agent", "evidence endpoint listening on https://%s:%u", cfg.listen,
+			 http_server_port(srv));
+	}
+	/* a notify service with RemainAfterExit: ready once enrolled, and serving if it serves */
+	kq_sd_notify("READY=1");
+	if (srv)
+		while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
+			;
 	rc = 0;
 out:
+	http_server_stop(srv);
 	tpmdev_close(tpm);
 	conf_free(options, &cfg);
 	return rc;

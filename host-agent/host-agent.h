@@ -13,6 +13,7 @@
 
 #include <openssl/x509.h>
 
+#include "evidence/evidence.h"
 #include "http/http.h"
 #include "tpmdev/tpmdev.h"
 
@@ -34,13 +35,13 @@ struct host_agent_config {
 	uint16_t port;
 	char *cert, *key, *client_ca;
 	char *uefi_log, *ima_log, *boot_id_path;
+	uint64_t dq_window_ms; /* [deep-quote] window_ms: requests this close share one quote; 0: none do */
 	/* local socket for the vTPM manager and swtpm_setup's cert tool; off when empty */
 	char *vtpm_socket;
 	char *vtpm_socket_uids; /* uids besides root allowed on it, "107, 108" */
 };
 
-/* The TPM serves one command sequence at a time: every user of it takes this lock. */
-extern pthread_mutex_t host_tpm_lock;
+/* The TPM serves one command sequence at a time: every user of it takes evidence_tpm_lock. */
 
 /* Result of an enrolment, for logs and the state file. */
 struct host_enrolment {
@@ -58,16 +59,31 @@ int host_ca_sign(struct tpmdev *tpm, TPM2_HANDLE key, EVP_PKEY *ca_pub, X509 *ce
 /* Checks id is a UUID and lowercases it in place; -EINVAL otherwise. */
 int host_agent_valid_id(char *id);
 
+struct host_vtpm;
+struct host_server;
+
 /*
- * Serves POST /v1/quote (client certificate required) on cfg's listen/port:
- * a quote by the AK over the verifier's nonce and PCR selection, the UEFI
- * event log and the IMA entries from an index on. A request naming another
- * agent_id than id gets 409 wrong_agent. Caller stops the server.
+ * Serves, with a client certificate required, on cfg's listen/port:
+ * POST /v1/quote (lib/evidence: a quote by the AK over the verifier's nonce
+ * and PCR selection, the UEFI event log and the IMA entries from an index
+ * on; a request naming another agent_id than id gets 409 wrong_agent) and
+ * POST /v1/deep-quote (docs/deep-quote.md), which vouches only for VMs that
+ * vtpm's map has running here (vtpm NULL: the socket is off, and every leaf
+ * is refused). cfg, tpm and vtpm must outlive the server. Caller stops it
+ * with host_agent_serve_stop.
  */
 int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, const char *id,
-		     struct http_server **ret);
+		     struct host_vtpm *vtpm, struct host_server **ret);
+uint16_t host_agent_serve_port(const struct host_server *s);
+/* Stops serving (waits for running requests) and frees s. NULL is fine. */
+void host_agent_serve_stop(struct host_server *s);
 
-struct host_vtpm;
+/* The deep-quote endpoint (deepquote.c); ev and vtpm (may be NULL) must outlive it. */
+struct host_deepquote;
+int host_deepquote_new(const struct evidence_config *ev, struct host_vtpm *vtpm, unsigned window_ms,
+		       struct host_deepquote **ret);
+void host_deepquote_free(struct host_deepquote *dq);
+void host_deepquote_handle(const struct http_request *req, struct http_response *resp, struct host_deepquote *dq);
 
 /*
  * Serves the local socket of docs/vtpm.md on cfg->vtpm_socket: VM reports
@@ -79,6 +95,15 @@ struct host_vtpm;
 int host_vtpm_start(const struct host_agent_config *cfg, struct tpmdev *tpm, const char *host_id,
 		    struct host_vtpm **ret);
 void host_vtpm_stop(struct host_vtpm *v);
+
+/*
+ * The state of each VM in the map, read in one transaction: ret_states[i]
+ * is "defined", "running", "stopped", "undefined", "migrating_in" or
+ * "migrated_out" (static strings) as the vTPM manager last reported
+ * uuids[i] (lowercase UUIDs), NULL if it never did or uuids[i] is NULL.
+ * Errors from lib/db.
+ */
+int host_vtpm_vm_states(struct host_vtpm *v, const char *const *uuids, size_t n, const char **ret_states);
 
 /*
  * A public key from swtpm_setup's --ek: the RSA modulus in hex (2048, 3072

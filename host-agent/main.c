@@ -34,6 +34,7 @@ static const struct conf_option options[] = {
 	{ "logs", "uefi", CONF_PATH, offsetof(struct host_agent_config, uefi_log), 0 },
 	{ "logs", "ima", CONF_PATH, offsetof(struct host_agent_config, ima_log), 0 },
 	{ "logs", "boot_id", CONF_PATH, offsetof(struct host_agent_config, boot_id_path), 0 },
+	{ "deep-quote", "window_ms", CONF_UINT, offsetof(struct host_agent_config, dq_window_ms), 5000 },
 	{ "vtpm", "socket", CONF_STRING, offsetof(struct host_agent_config, vtpm_socket), 107 },
 	{ "vtpm", "socket_uids", CONF_STRING, offsetof(struct host_agent_config, vtpm_socket_uids), 200 },
 	{ "log", "level", CONF_STRING, offsetof(struct host_agent_config, log_level), 0 },
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
 	};
 	struct host_enrolment e;
 	struct tpmdev *tpm = NULL;
-	struct http_server *srv = NULL;
+	struct host_server *srv = NULL;
 	struct host_vtpm *vtpm = NULL;
 	enum log_level level = LOG_INFO;
 	bool once = false;
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
 	cfg.ima_log = (char *)"/sys/kernel/security/ima/binary_runtime_measurements";
 	cfg.boot_id_path = (char *)"/proc/sys/kernel/random/boot_id";
 	cfg.vtpm_socket = (char *)"/run/kumquat/host-agent.sock";
+	cfg.dq_window_ms = 20;
 	r = conf_load(config, options, &cfg);
 	if (r < 0) {
 		fprintf(stderr, "kumquat-host-agent: config: %s\n", kq_errmsg());
@@ -157,20 +159,6 @@ int main(int argc, char **argv)
 		_cleanup_free_ char *ca = kq_hex_dup(e.ca_name.name, e.ca_name.size);
 		log_info("host-agent", "enrolled as %s (AK %s, vTPM CA %s)", e.id, ak ? ak : "?", ca ? ca : "?");
 	}
-	if (!once && cfg.cert) {
-		if (!cfg.key || !cfg.client_ca) {
-			fprintf(stderr, "kumquat-host-agent: config: [server] needs cert, key and client_ca\n");
-			goto out;
-		}
-		r = host_agent_serve(&cfg, tpm, e.id, &srv);
-		if (r < 0) {
-			fprintf(stderr, "kumquat-host-agent: cannot listen on %s:%u: %s\n", cfg.listen,
-				(unsigned)cfg.port, kq_errmsg());
-			goto out;
-		}
-		log_info("host-agent", "evidence endpoint listening on https://%s:%u", cfg.listen,
-			 http_server_port(srv));
-	}
 	if (!once && cfg.vtpm_socket && cfg.vtpm_socket[0]) {
 		_cleanup_free_ char *dir = strdup(cfg.vtpm_socket);
 		char *slash = dir ? strrchr(dir, '/') : NULL;
@@ -190,6 +178,20 @@ int main(int argc, char **argv)
 		}
 		log_info("host-agent", "vTPM socket on %s", cfg.vtpm_socket);
 	}
+	if (!once && cfg.cert) {
+		if (!cfg.key || !cfg.client_ca) {
+			fprintf(stderr, "kumquat-host-agent: config: [server] needs cert, key and client_ca\n");
+			goto out;
+		}
+		r = host_agent_serve(&cfg, tpm, e.id, vtpm, &srv);
+		if (r < 0) {
+			fprintf(stderr, "kumquat-host-agent: cannot listen on %s:%u: %s\n", cfg.listen,
+				(unsigned)cfg.port, kq_errmsg());
+			goto out;
+		}
+		log_info("host-agent", "evidence endpoint listening on https://%s:%u", cfg.listen,
+			 host_agent_serve_port(srv));
+	}
 	if (!once) {
 		kq_sd_notify("READY=1");
 		while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
@@ -197,8 +199,9 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	/* the server first: deep quotes read the VM map */
+	host_agent_serve_stop(srv);
 	host_vtpm_stop(vtpm);
-	http_server_stop(srv);
 	tpmdev_close(tpm);
 	conf_free(options, &cfg);
 	return rc;

@@ -77,9 +77,9 @@ static int load_ca_cert(struct vtpm_ctx *c)
 				     &x);
 		if (r < 0)
 			return r;
-		pthread_mutex_lock(&host_tpm_lock);
+		pthread_mutex_lock(&evidence_tpm_lock);
 		r = host_ca_sign(c->tpm, (TPM2_HANDLE)c->cfg->ca_key_handle, c->ca_pub, x);
-		pthread_mutex_unlock(&host_tpm_lock);
+		pthread_mutex_unlock(&evidence_tpm_lock);
 		if (r < 0)
 			return kq_err_ctx(r, "signing the vTPM-CA certificate: ");
 		b = BIO_new(BIO_s_mem());
@@ -260,6 +260,50 @@ static int vm_get_fn(struct db *db, sqlite3 *h, void *ud)
 	return 0;
 }
 
+struct states_ctx {
+	const char *const *uuids;
+	size_t n;
+	const char **states;
+};
+
+static int vm_states_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct states_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int r;
+
+	(void)db;
+	r = db_prepare(h, "SELECT state FROM vms WHERE uuid = ?", &s);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < c->n; i++) {
+		const char *st;
+
+		c->states[i] = NULL;
+		if (!c->uuids[i])
+			continue;
+		sqlite3_reset(s);
+		sqlite3_bind_text(s, 1, c->uuids[i], -1, SQLITE_STATIC);
+		r = sqlite3_step(s);
+		if (r == SQLITE_DONE)
+			continue;
+		if (r != SQLITE_ROW)
+			return db_err(h, r, "vm");
+		st = (const char *)sqlite3_column_text(s, 0);
+		for (size_t k = 0; st && k < ARRAY_SIZE(vm_states); k++)
+			if (strcmp(st, vm_states[k]) == 0)
+				c->states[i] = vm_states[k];
+	}
+	return 0;
+}
+
+int host_vtpm_vm_states(struct host_vtpm *v, const char *const *uuids, size_t n, const char **ret_states)
+{
+	struct vtpm_ctx *c = (struct vtpm_ctx *)v;
+
+	return db_tx(c->db, vm_states_fn, &(struct states_ctx){ .uuids = uuids, .n = n, .states = ret_states });
+}
+
 static int issued_fn(struct db *db, sqlite3 *h, void *ud)
 {
 	const char *const *f = ud;
@@ -429,9 +473,9 @@ static struct json_object *op_ek_cert(struct vtpm_ctx *c, const struct local_req
 		ans = local_error("bad_request", "%s", kq_errmsg());
 		goto out;
 	}
-	pthread_mutex_lock(&host_tpm_lock);
+	pthread_mutex_lock(&evidence_tpm_lock);
 	r = host_ca_sign(c->tpm, (TPM2_HANDLE)c->cfg->ca_key_handle, c->ca_pub, x);
-	pthread_mutex_unlock(&host_tpm_lock);
+	pthread_mutex_unlock(&evidence_tpm_lock);
 	if (r < 0) {
 		log_error(MOD, "signing a certificate for VM %s: %s", uuid, kq_errmsg());
 		ans = local_error("tpm_error", "the TPM could not sign the certificate");
@@ -542,9 +586,9 @@ int host_vtpm_start(const struct host_agent_config *cfg, struct tpmdev *tpm, con
 	snprintf(c->host_id, sizeof(c->host_id), "%s", host_id);
 	if ((r = parse_uids(cfg->vtpm_socket_uids, c)) < 0)
 		goto fail;
-	pthread_mutex_lock(&host_tpm_lock);
+	pthread_mutex_lock(&evidence_tpm_lock);
 	r = tpmdev_ca_key(tpm, alg, (TPM2_HANDLE)cfg->ca_key_handle, &pub, NULL);
-	pthread_mutex_unlock(&host_tpm_lock);
+	pthread_mutex_unlock(&evidence_tpm_lock);
 	if (r < 0 || (r = tpm_public_to_pkey(&pub.publicArea, &c->ca_pub)) < 0)
 		goto fail;
 	if ((r = load_ca_cert(c)) < 0)

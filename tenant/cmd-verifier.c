@@ -10,7 +10,7 @@
 #include "crypto/crypto.h"
 
 static const char usage_text[] =
-	"usage: kumquat add ID --address HOST:PORT [--interval S] [--bank ALG]\n"
+	"usage: kumquat add ID --address HOST:PORT [--host HOST-ID] [--interval S] [--bank ALG]\n"
 	"                   [--pcr-policy NAME] [--mb-policy NAME] [--ima-policy NAME]\n"
 	"       kumquat update ID [--address HOST:PORT] [--interval S] [--bank ALG]\n"
 	"                   [--pcr-policy NAME|--no-pcr-policy] [--mb-policy NAME|--no-mb-policy]\n"
@@ -20,7 +20,9 @@ static const char usage_text[] =
 	"       kumquat list [--json]\n"
 	"ID is the host's UUID at the registrar, HOST:PORT its host agent ([ADDR]:PORT for\n"
 	"IPv6), S the seconds between rounds (0-86400), ALG its PCR bank (sha256 unless\n"
-	"given), NAME a policy from 'kumquat policy add'.\n"
+	"given), NAME a policy from 'kumquat policy add'. A guest (enrolled as one at the\n"
+	"registrar) is attested through its host's deep quote: add its host first; --host\n"
+	"names it (the registrar's record says which host it is anyway).\n"
 	"common options (or environment variables):\n"
 	"  --url URL      the verifier, https://HOST:PORT             (KUMQUAT_VERIFIER_URL)\n"
 	"  --ca FILE      CA of the verifier's certificate            (KUMQUAT_CA)\n"
@@ -43,6 +45,7 @@ enum {
 	O_RESUME,
 	O_JSON,
 	O_HISTORY,
+	O_HOST,
 };
 #define BIT(o) (1u << ((o) - O_ADDRESS))
 #define SETTINGS (BIT(O_ADDRESS) | BIT(O_INTERVAL) | BIT(O_BANK) | BIT(O_PCR) | BIT(O_MB) | BIT(O_IMA))
@@ -62,6 +65,7 @@ struct args {
 	char id[37];
 	unsigned given; /* BIT()s of the options given */
 	const char *address, *bank;
+	char host[37];
 	uint64_t interval;
 	const char *policy[ARRAY_SIZE(policies)];
 	bool json, history;
@@ -128,6 +132,10 @@ static int take(struct args *a, int c, const char *arg)
 		break;
 	case O_JSON: a->json = true; break;
 	case O_HISTORY: a->history = true; break;
+	case O_HOST:
+		if (!client_uuid(arg, a->host))
+			return cli_fail(KQ_EXIT_USAGE, "%s: --host '%s' is not a host ID (a UUID)", a->verb, arg);
+		break;
 	default: break; /* O_NO_*, O_STOP, O_RESUME: only recorded in given */
 	}
 	a->given |= BIT(c);
@@ -142,6 +150,8 @@ static int agent_body(const struct args *a, bool with_id, struct json_object **r
 
 	if (r == 0 && with_id)
 		r = cli_json_add(o, "id", json_object_new_string(a->id));
+	if (r == 0 && a->host[0])
+		r = cli_json_add(o, "host", json_object_new_string(a->host));
 	if (r == 0 && a->address)
 		r = cli_json_add(o, "address", json_object_new_string(a->address));
 	if (r == 0 && (a->given & BIT(O_INTERVAL)))
@@ -248,7 +258,8 @@ static void print_agent(struct json_object *o)
 		const char *key;
 		bool time;
 	} fields[] = {
-		{ "id", false }, { "state", false }, { "state_since", true }, { "address", false },
+		{ "id", false }, { "kind", false }, { "host_id", false }, { "vm_uuid", false },
+		{ "state", false }, { "state_since", true }, { "address", false },
 		{ "interval", false }, { "bank", false }, { "pcr_policy", false }, { "mb_policy", false },
 		{ "ima_policy", false }, { "verdicts", false }, { "passes", false },
 		{ "last_verdict_time", true }, { "ima_offset", false }, { "boot_id", false },
@@ -284,6 +295,17 @@ static void print_history(struct json_object *hist)
 	}
 }
 
+static void print_row(struct json_object *o, const char *indent)
+{
+	char id[64], state[32], addr[270], t[32], n[24], reason[100], col[80];
+
+	client_time(o, "last_verdict_time", t, sizeof(t));
+	snprintf(col, sizeof(col), "%s%s", indent, client_text(o, "id", id, sizeof(id)));
+	printf("%-38s  %-11s  %-21s  %-20s  %8s  %s\n", col, client_text(o, "state", state, sizeof(state)),
+	       client_text(o, "address", addr, sizeof(addr)), t, client_text(o, "verdicts", n, sizeof(n)),
+	       first_reason(o, reason, sizeof(reason)));
+}
+
 static int run_status(const struct client *cl, const struct args *a)
 {
 	struct json_object *agent = NULL, *hist = NULL, *l;
@@ -299,6 +321,27 @@ static int run_status(const struct client *cl, const struct args *a)
 		return rc != KQ_EXIT_OK ? rc : cli_fail(KQ_EXIT_INVALID, "verifier: the answer is not an agent");
 	}
 	client_text(agent, "state", state, sizeof(state));
+	/* a host: its guests with their verdicts, under it */
+	{
+		char kind[16];
+		struct json_object *resp = NULL, *all, *guests;
+
+		client_text(agent, "kind", kind, sizeof(kind));
+		if (strcmp(kind, "host") == 0 && client_call(cl, "GET", NULL, &resp, "/v1/agents") == KQ_EXIT_OK &&
+		    json_object_object_get_ex(resp, "agents", &all) && json_object_is_type(all, json_type_array)) {
+			guests = json_object_new_array();
+			for (size_t i = 0; i < json_object_array_length(all); i++) {
+				struct json_object *g = json_object_array_get_idx(all, i);
+				char hid[64];
+
+				if (strcmp(client_text(g, "host_id", hid, sizeof(hid)), a->id) == 0)
+					json_object_array_add(guests, json_object_get(g));
+			}
+			if (cli_json_add(agent, "guests", guests) < 0)
+				json_object_put(guests);
+		}
+		json_object_put(resp);
+	}
 	if (a->json) {
 		/* one document: the agent, with the history's list added as "history" */
 		if (json_object_object_get_ex(hist, "history", &l) &&
@@ -309,7 +352,14 @@ static int run_status(const struct client *cl, const struct args *a)
 		}
 		cli_print_json(agent);
 	} else {
+		struct json_object *guests;
+
 		print_agent(agent);
+		if (json_object_object_get_ex(agent, "guests", &guests) && json_object_array_length(guests) > 0) {
+			puts("guests:");
+			for (size_t i = 0; i < json_object_array_length(guests); i++)
+				print_row(json_object_array_get_idx(guests, i), "  ");
+		}
 		if (hist)
 			print_history(hist);
 		json_object_put(agent);
@@ -328,16 +378,43 @@ static int run_list(const struct client *cl, const struct args *a)
 
 	if (rc != KQ_EXIT_OK || !resp)
 		return rc;
-	printf("%-36s  %-11s  %-21s  %-20s  %8s  %s\n", "ID", "STATE", "ADDRESS", "LAST VERDICT", "VERDICTS", "REASON");
-	for (size_t i = 0; i < json_object_array_length(agents); i++) {
-		struct json_object *o = json_object_array_get_idx(agents, i);
-		char id[64], state[32], addr[270], t[32], n[24], reason[100];
+	printf("%-38s  %-11s  %-21s  %-20s  %8s  %s\n", "ID", "STATE", "ADDRESS", "LAST VERDICT", "VERDICTS", "REASON");
+	/* hosts, each followed by its guests */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < json_object_array_length(agents); i++) {
+			struct json_object *o = json_object_array_get_idx(agents, i);
+			char kind[16], hid[64];
 
-		client_time(o, "last_verdict_time", t, sizeof(t));
-		printf("%-36s  %-11s  %-21s  %-20s  %8s  %s\n", client_text(o, "id", id, sizeof(id)),
-		       client_text(o, "state", state, sizeof(state)), client_text(o, "address", addr, sizeof(addr)), t,
-		       client_text(o, "verdicts", n, sizeof(n)), first_reason(o, reason, sizeof(reason)));
-	}
+			client_text(o, "kind", kind, sizeof(kind));
+			if ((pass == 0) != (strcmp(kind, "guest") != 0))
+				continue;
+			if (pass == 1) {
+				/* guests whose host is in the list were printed under it */
+				bool shown = false;
+
+				client_text(o, "host_id", hid, sizeof(hid));
+				for (size_t k = 0; k < json_object_array_length(agents) && !shown; k++) {
+					char other[64];
+
+					shown = strcmp(client_text(json_object_array_get_idx(agents, k), "id", other,
+								   sizeof(other)), hid) == 0;
+				}
+				if (shown)
+					continue;
+			}
+			print_row(o, "");
+			if (pass == 0) {
+				char id[64];
+
+				client_text(o, "id", id, sizeof(id));
+				for (size_t k = 0; k < json_object_array_length(agents); k++) {
+					struct json_object *g = json_object_array_get_idx(agents, k);
+
+					if (strcmp(client_text(g, "host_id", hid, sizeof(hid)), id) == 0)
+						print_row(g, "  ");
+				}
+			}
+		}
 	json_object_put(resp);
 	return KQ_EXIT_OK;
 }
@@ -348,7 +425,7 @@ static const struct verb {
 	unsigned opts; /* BIT()s of the options it takes besides the common ones */
 	int (*run)(const struct client *cl, const struct args *a);
 } verbs[] = {
-	{ "add", true, SETTINGS, run_add },
+	{ "add", true, SETTINGS | BIT(O_HOST), run_add },
 	{ "update", true, CHANGES, run_update },
 	{ "delete", true, 0, run_delete },
 	{ "status", true, BIT(O_JSON) | BIT(O_HISTORY), run_status },
@@ -372,6 +449,7 @@ static int run_verb(const struct verb *v, int argc, char **argv)
 		{ "resume", no_argument, NULL, O_RESUME },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "history", no_argument, NULL, O_HISTORY },
+		{ "host", required_argument, NULL, O_HOST },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};

@@ -74,7 +74,7 @@ static void fail(struct http_response *resp, int r)
 		http_error(resp, 409, "exists", "%s", kq_errmsg());
 		break;
 	case -EBUSY:
-		http_error(resp, 409, "policy_in_use", "%s", kq_errmsg());
+		http_error(resp, 409, strstr(kq_errmsg(), "guests") ? "has_guests" : "policy_in_use", "%s", kq_errmsg());
 		break;
 	case -EMEDIUMTYPE:
 		http_error(resp, 409, "policy_kind", "%s", kq_errmsg());
@@ -118,7 +118,7 @@ static bool split(const char *path, const char *prefix, char *id, size_t id_size
 /* ---- agents ---- */
 
 struct agent_body {
-	char *id, *address, *bank;
+	char *id, *address, *bank, *host;
 	int64_t interval;
 	struct json_object *pol[3];
 	bool has_pol[3];
@@ -127,6 +127,7 @@ struct agent_body {
 
 static const struct json_field agent_fields[] = {
 	{ "id", JSON_STRING, false, VERIFIER_ID_LEN, offsetof(struct agent_body, id) },
+	{ "host", JSON_STRING, false, VERIFIER_ID_LEN, offsetof(struct agent_body, host) },
 	{ "address", JSON_STRING, false, VERIFIER_ADDRESS_MAX, offsetof(struct agent_body, address) },
 	{ "bank", JSON_STRING, false, 16, offsetof(struct agent_body, bank) },
 	{ "interval", JSON_INT64, false, 0, offsetof(struct agent_body, interval) },
@@ -181,8 +182,12 @@ static bool agent_spec(struct http_response *resp, struct json_object *o, struct
 		http_error(resp, 400, "bad_request", "fields 'id' and 'address' are required");
 		goto out;
 	}
-	if (!add && b->id) {
-		http_error(resp, 400, "bad_request", "field 'id': an agent's id cannot change");
+	if (!add && (b->id || b->host)) {
+		http_error(resp, 400, "bad_request", "an agent's id and host cannot change");
+		goto out;
+	}
+	if (b->host && !verifier_valid_id(b->host)) {
+		http_error(resp, 400, "bad_request", "field 'host': not a UUID");
 		goto out;
 	}
 	if (b->address && !valid_address(b->address)) {
@@ -215,12 +220,31 @@ out:
 	return ok;
 }
 
-/* Fetches the host's AK from the registrar. 502 answered on error. */
-static bool fetch_ak(struct verifier *v, struct http_response *resp, const char *id, uint8_t **ret, size_t *ret_len)
+/* What the registrar says of an agent. */
+struct reg_record {
+	uint8_t *ak;
+	size_t ak_len;
+	bool guest;
+	char host_id[VERIFIER_ID_LEN + 1], vm_uuid[VERIFIER_ID_LEN + 1];
+	uint8_t ek_name[68];
+	size_t ek_name_len;
+};
+
+static const char *jstr(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+											     : NULL;
+}
+
+/* Fetches the agent's AK (and for guests, their VM, host and EK name) from the registrar. Answers on error. */
+static bool fetch_agent(struct verifier *v, struct http_response *resp, const char *id, struct reg_record *ret)
 {
 	_cleanup_free_ char *url = NULL;
-	struct json_object *body = NULL, *kind, *ak, *e, *m;
+	struct json_object *body = NULL, *e, *m;
 	struct tpm_key key = {};
+	const char *kind, *ak, *s;
 	long status = 0;
 	bool ok = false;
 	int r;
@@ -249,19 +273,38 @@ static bool fetch_ak(struct verifier *v, struct http_response *resp, const char 
 		http_error(resp, 502, "registrar", "the registrar answered %ld: %s", status, msg);
 		goto out;
 	}
-	if (!json_object_object_get_ex(body, "kind", &kind) || !json_object_is_type(kind, json_type_string) ||
-	    strcmp(json_object_get_string(kind), "host") != 0) {
-		http_error(resp, 409, "not_a_host", "agent %s is not enrolled as a host", id);
+	kind = jstr(body, "kind");
+	if (!kind || (strcmp(kind, "host") != 0 && strcmp(kind, "guest") != 0)) {
+		http_error(resp, 502, "registrar", "the registrar's answer has no valid kind");
 		goto out;
 	}
-	if (!json_object_object_get_ex(body, "ak_pub", &ak) || !json_object_is_type(ak, json_type_string) ||
-	    kq_base64_decode(json_object_get_string(ak), TPM_MAX_BLOB, ret, ret_len) < 0) {
+	if ((s = jstr(body, "state")) && strcmp(s, "active") != 0) {
+		http_error(resp, 409, "revoked", "agent %s is %s at the registrar", id, s);
+		goto out;
+	}
+	ret->guest = strcmp(kind, "guest") == 0;
+	if (ret->guest) {
+		const char *vm = jstr(body, "vm_uuid"), *host = jstr(body, "host_id"), *name = jstr(body, "ek_name");
+
+		if (!vm || !host || !name || strlen(vm) != 36 || strlen(host) != 36 ||
+		    kq_hex_decode(name, ret->ek_name, sizeof(ret->ek_name), &ret->ek_name_len) < 0 || ret->ek_name_len < 2) {
+			http_error(resp, 502, "registrar", "the registrar's record of guest %s lacks its VM, host or EK name", id);
+			goto out;
+		}
+		memcpy(ret->vm_uuid, vm, 37);
+		memcpy(ret->host_id, host, 37);
+		if (!verifier_valid_id(ret->vm_uuid) || !verifier_valid_id(ret->host_id)) {
+			http_error(resp, 502, "registrar", "the registrar's record of guest %s is malformed", id);
+			goto out;
+		}
+	}
+	if (!(ak = jstr(body, "ak_pub")) || kq_base64_decode(ak, TPM_MAX_BLOB, &ret->ak, &ret->ak_len) < 0) {
 		http_error(resp, 502, "registrar", "the registrar's answer has no valid ak_pub");
 		goto out;
 	}
-	if (tpm_key_load(*ret, *ret_len, &key) < 0) {
+	if (tpm_key_load(ret->ak, ret->ak_len, &key) < 0) {
 		http_error(resp, 502, "registrar", "the registrar's AK does not load: %s", kq_errmsg());
-		free(TAKE_PTR(*ret));
+		free(TAKE_PTR(ret->ak));
 		goto out;
 	}
 	tpm_key_clear(&key);
@@ -278,7 +321,7 @@ static void handle_add(const struct http_request *req, struct http_response *res
 	struct agent_spec spec = {};
 	struct json_object *o = parse(req, resp), *out;
 	_cleanup_free_ uint8_t *ak = NULL;
-	size_t ak_len = 0;
+	struct reg_record rec = {};
 	int r;
 
 	if (!o)
@@ -310,10 +353,26 @@ static void handle_add(const struct http_request *req, struct http_response *res
 		}
 		policy_unref(p);
 	}
-	if (!fetch_ak(v, resp, b.id, &ak, &ak_len))
+	if (!fetch_agent(v, resp, b.id, &rec))
 		goto out;
-	spec.ak = ak;
-	spec.ak_len = ak_len;
+	ak = rec.ak;
+	spec.ak = rec.ak;
+	spec.ak_len = rec.ak_len;
+	if (rec.guest) {
+		/* a guest is attested through its host: the one whose vTPM-CA certified its vTPM */
+		if (b.host && strcmp(b.host, rec.host_id) != 0) {
+			http_error(resp, 409, "wrong_host", "guest %s's vTPM belongs to host %s, not %s", b.id, rec.host_id,
+				   b.host);
+			goto out;
+		}
+		spec.host_id = rec.host_id;
+		spec.vm_uuid = rec.vm_uuid;
+		spec.ek_name = rec.ek_name;
+		spec.ek_name_len = rec.ek_name_len;
+	} else if (b.host) {
+		http_error(resp, 400, "bad_request", "field 'host': %s is a host itself", b.id);
+		goto out;
+	}
 	r = store_agent_insert(v->db, b.id, &spec);
 	if (r < 0) {
 		fail(resp, r);

@@ -16,6 +16,7 @@
 
 #include "json/json.h"
 #include "log/log.h"
+#include "merkle/merkle.h"
 #include "tpm/tpm.h"
 #include "verifier.h"
 
@@ -34,9 +35,38 @@ struct agent_rt {
 	unsigned failures;       /* transport failures in a row */
 	bool from_zero;          /* this round asks for the IMA list from entry 0 */
 	struct transfer *xfer;   /* the round in flight, or NULL */
+	struct hround *round;    /* the deep round this agent is part of (host or guest), or NULL */
 };
 
-enum xfer_kind { XFER_ROUND, XFER_DELIVERY };
+enum xfer_kind { XFER_ROUND, XFER_DELIVERY, XFER_GUEST, XFER_DEEP };
+
+/*
+ * A host's deep round (docs/deep-quote.md): every active guest's evidence
+ * first, then one deep quote from the host over their leaves.
+ */
+struct gslot {
+	struct agent_rt *g;
+	struct transfer *x;      /* in flight */
+	uint8_t *buf;            /* the guest's 200 answer, once it came */
+	size_t len;
+	uint8_t nonce[VERIFIER_NONCE_LEN];
+	TPML_PCR_SELECTION asked;
+	uint64_t ima_offset;
+	bool leaf_ok;
+	uint8_t leaf[MERKLE_HASH];
+	uint8_t attest_sha256[32];
+	long leaf_index;         /* in the deep-quote request, -1 if not sent */
+};
+
+struct hround {
+	struct agent_rt *host;
+	struct gslot *slots;
+	size_t n, pending;
+	struct transfer *deep;   /* the host's deep-quote request */
+	uint8_t host_nonce[VERIFIER_NONCE_LEN];
+	TPML_PCR_SELECTION host_asked;
+	uint64_t host_ima_offset;
+};
 
 struct transfer {
 	enum xfer_kind kind;
@@ -45,8 +75,10 @@ struct transfer {
 	uint8_t *buf;
 	size_t len, cap, max;
 	bool too_big;
-	/* a round */
+	/* a round; for guests and deep quotes also the deep round and slot */
 	struct agent_rt *agent;
+	struct hround *round;
+	size_t slot;
 	uint8_t nonce[VERIFIER_NONCE_LEN];
 	TPML_PCR_SELECTION asked;
 	uint64_t ima_offset;
@@ -78,16 +110,32 @@ struct job {
 	enum { JOB_RECORDED, JOB_NEW_BOOT, JOB_RETRY, JOB_STALE } outcome;
 	enum agent_state new_state;
 	bool pass;
+	/* a deep round: this job is the host, guests[] are judged with it */
+	struct job *guests;
+	size_t n_guests;
+	bool deep;
+	/* a guest in a deep round */
+	bool leaf_ok;
+	uint8_t leaf[MERKLE_HASH];
+	long leaf_index;
 };
+
+static void job_clear(struct job *j)
+{
+	EVP_PKEY_free(j->ak);
+	for (unsigned i = 0; i < 3; i++)
+		policy_unref(j->pol[i]);
+	free(j->buf);
+	for (size_t i = 0; i < j->n_guests; i++)
+		job_clear(&j->guests[i]);
+	free(j->guests);
+}
 
 static void job_free(struct job *j)
 {
 	if (!j)
 		return;
-	EVP_PKEY_free(j->ak);
-	for (unsigned i = 0; i < 3; i++)
-		policy_unref(j->pol[i]);
-	free(j->buf);
+	job_clear(j);
 	free(j);
 }
 
@@ -172,11 +220,14 @@ static void cancel_round(struct loop *l, struct agent_rt *a)
 	l->in_flight--;
 }
 
+static void round_free(struct loop *l, struct hround *hr);
+
 static void drop_agent(struct loop *l, size_t idx)
 {
 	struct agent_rt *a = l->agents[idx];
 
 	cancel_round(l, a);
+	round_free(l, a->round);
 	agent_rt_free(a);
 	l->agents[idx] = l->agents[--l->n_agents];
 }
@@ -215,6 +266,7 @@ static void reload_agent(struct loop *l, const char *id)
 	if (old) {
 		/* a round begun under the old settings must not report under the new ones */
 		cancel_round(l, old);
+		round_free(l, old->round);
 		a->failures = old->row.state == a->row.state ? old->failures : 0;
 		a->due_ms = old->row.generation == a->row.generation ? old->due_ms : verifier_mono_ms();
 		agent_rt_free(old);
@@ -632,6 +684,194 @@ static void run_job(struct loop *l, struct job *j)
 	json_object_put(rs);
 }
 
+/* {"error": {"code", "message"}} of a refused leaf, as a guest's reason. */
+static struct json_object *leaf_refusal(struct json_object *entry)
+{
+	struct json_object *e, *c, *m;
+	const char *code = "leaf_refused", *msg = "the host refused this guest's leaf";
+
+	if (json_object_object_get_ex(entry, "error", &e)) {
+		if (json_object_object_get_ex(e, "code", &c) && json_object_is_type(c, json_type_string))
+			code = json_object_get_string(c);
+		if (json_object_object_get_ex(e, "message", &m) && json_object_is_type(m, json_type_string))
+			msg = json_object_get_string(m);
+	}
+	return reason("host", code, -1, msg);
+}
+
+/* Reads a proof (array of hex hashes) into path; false if malformed. */
+static bool read_proof(struct json_object *arr, uint8_t path[][MERKLE_HASH], size_t *ret_len)
+{
+	size_t n;
+
+	if (!json_object_is_type(arr, json_type_array) || (n = json_object_array_length(arr)) > MERKLE_MAX_PROOF)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *h = json_object_array_get_idx(arr, i);
+		size_t got;
+
+		if (!json_object_is_type(h, json_type_string) ||
+		    kq_hex_decode(json_object_get_string(h), path[i], MERKLE_HASH, &got) < 0 || got != MERKLE_HASH)
+			return false;
+	}
+	*ret_len = n;
+	return true;
+}
+
+/* Judges one guest of a deep round whose host passed; reasons go to rs. */
+static void judge_guest(struct loop *l, struct job *g, struct json_object *leaves, uint64_t tree_size,
+			const uint8_t root[MERKLE_HASH])
+{
+	struct attest_policy pol = {
+		.static_pcrs = g->pol[0] ? policy_pcrs(g->pol[0]) : NULL,
+		.mb = g->pol[1] ? policy_mb(g->pol[1]) : NULL,
+		.ima = g->pol[2] ? policy_ima(g->pol[2]) : NULL,
+	};
+	_cleanup_free_ struct attest_verdict *v = malloc(sizeof(*v));
+	struct json_object *rs = json_object_new_array(), *ev = NULL, *entry, *idx, *proof;
+	uint8_t path[MERKLE_MAX_PROOF][MERKLE_HASH];
+	size_t plen = 0;
+	bool pass = false;
+	int r;
+
+	if (!g->have_state)
+		memset(&g->st, 0, sizeof(g->st));
+	if (!v)
+		goto record;
+	if (!g->leaf_ok || g->leaf_index < 0 || !leaves ||
+	    (size_t)g->leaf_index >= json_object_array_length(leaves)) {
+		json_object_array_add(rs, reason("quote", "malformed", -1, "the guest's evidence holds no usable quote"));
+		goto record;
+	}
+	entry = json_object_array_get_idx(leaves, (size_t)g->leaf_index);
+	if (!json_object_object_get_ex(entry, "index", &idx) || !json_object_is_type(idx, json_type_int) ||
+	    !json_object_object_get_ex(entry, "proof", &proof)) {
+		json_object_array_add(rs, leaf_refusal(entry));
+		goto record;
+	}
+	if (!read_proof(proof, path, &plen) || json_object_get_int64(idx) < 0 ||
+	    merkle_verify(g->leaf, (size_t)json_object_get_int64(idx), (size_t)tree_size, path, plen, root) != 0) {
+		json_object_array_add(rs, reason("deep_quote", "bad_proof", -1,
+						 "the guest's quote is not in the tree the host's TPM signed"));
+		goto record;
+	}
+	if (json_parse_body(g->buf, g->len, l->cfg->max_evidence, 8, &ev) < 0) {
+		json_object_array_add(rs, reason("quote", "malformed", -1, "the evidence is not a JSON document"));
+		goto record;
+	}
+	r = attest_host(&pol, g->ak, g->nonce, sizeof(g->nonce), &g->asked, ev, &g->st, v);
+	json_object_put(ev);
+	if (r < 0) {
+		g->outcome = JOB_RETRY;
+		json_object_put(rs);
+		return;
+	}
+	json_object_put(rs);
+	rs = verdict_reasons(v);
+	pass = v->pass;
+record:
+	g->pass = pass;
+	g->new_state = pass ? AGENT_ATTESTING : AGENT_FAILED;
+	r = store_outcome(l, g->id, g->gen, g->state_before, g->new_state, true, pass, rs, pass ? &g->st : NULL);
+	g->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
+	json_object_put(rs);
+}
+
+/* On a worker: the host's deep quote, then each guest under it. */
+static void run_deep_job(struct loop *l, struct job *j)
+{
+	struct attest_policy pol = {
+		.static_pcrs = j->pol[0] ? policy_pcrs(j->pol[0]) : NULL,
+		.mb = j->pol[1] ? policy_mb(j->pol[1]) : NULL,
+		.ima = j->pol[2] ? policy_ima(j->pol[2]) : NULL,
+	};
+	_cleanup_free_ struct attest_verdict *v = malloc(sizeof(*v));
+	struct json_object *ev = NULL, *rs = NULL, *o, *leaves = NULL;
+	uint8_t root[MERKLE_HASH], qd[MERKLE_HASH];
+	uint64_t tree_size = 0;
+	char host_reason[300] = "";
+	bool host_pass = false, shape_ok = false;
+	int r;
+
+	j->outcome = JOB_RETRY;
+	if (!v)
+		return;
+	if (!j->have_state)
+		memset(&j->st, 0, sizeof(j->st));
+	if (json_parse_body(j->buf, j->len, l->cfg->max_evidence, 8, &ev) == 0 &&
+	    json_object_object_get_ex(ev, "root", &o) && json_object_is_type(o, json_type_string)) {
+		size_t got;
+
+		shape_ok = kq_hex_decode(json_object_get_string(o), root, sizeof(root), &got) == 0 && got == sizeof(root) &&
+			   json_object_object_get_ex(ev, "tree_size", &o) && json_object_is_type(o, json_type_int) &&
+			   (tree_size = (uint64_t)json_object_get_int64(o)) <= MERKLE_MAX_LEAVES &&
+			   json_object_object_get_ex(ev, "leaves", &leaves) && json_object_is_type(leaves, json_type_array);
+	}
+	if (shape_ok) {
+		struct json_object *nl, *idx, *proof;
+
+		/* the nonce: in the qualifying data, or (batched quotes) as a leaf of the tree */
+		if (json_object_object_get_ex(ev, "nonce_leaf", &nl) && nl) {
+			uint8_t leaf[MERKLE_HASH], path[MERKLE_MAX_PROOF][MERKLE_HASH];
+			size_t plen;
+
+			shape_ok = json_object_object_get_ex(nl, "index", &idx) && json_object_is_type(idx, json_type_int) &&
+				   json_object_get_int64(idx) >= 0 && json_object_object_get_ex(nl, "proof", &proof) &&
+				   read_proof(proof, path, &plen) && merkle_nonce_leaf(j->nonce, sizeof(j->nonce), leaf) == 0 &&
+				   merkle_verify(leaf, (size_t)json_object_get_int64(idx), (size_t)tree_size, path, plen,
+						 root) == 0 &&
+				   merkle_qualifying_data(NULL, 0, root, qd) == 0;
+		} else {
+			shape_ok = merkle_qualifying_data(j->nonce, sizeof(j->nonce), root, qd) == 0;
+		}
+	}
+	if (!shape_ok) {
+		rs = json_object_new_array();
+		json_object_array_add(rs, reason("deep_quote", "malformed", -1,
+						 "the deep quote's tree, root or nonce proof is missing or wrong"));
+	} else {
+		r = attest_host(&pol, j->ak, qd, sizeof(qd), &j->asked, ev, &j->st, v);
+		if (r < 0) {
+			json_object_put(ev);
+			return;
+		}
+		rs = verdict_reasons(v);
+		host_pass = v->pass;
+	}
+	if (!host_pass && json_object_array_length(rs) > 0) {
+		struct json_object *first = json_object_array_get_idx(rs, 0), *c, *m;
+
+		if (json_object_object_get_ex(first, "component", &c) && json_object_object_get_ex(first, "code", &m))
+			snprintf(host_reason, sizeof(host_reason), "%s/%s", json_object_get_string(c), json_object_get_string(m));
+	}
+	j->pass = host_pass;
+	j->new_state = host_pass ? AGENT_ATTESTING : AGENT_FAILED;
+	r = store_outcome(l, j->id, j->gen, j->state_before, j->new_state, true, host_pass, rs, host_pass ? &j->st : NULL);
+	j->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
+	json_object_put(rs);
+
+	for (size_t i = 0; i < j->n_guests; i++) {
+		struct job *g = &j->guests[i];
+
+		if (!host_pass) {
+			/* a guest is trusted only while its host is */
+			struct json_object *grs = json_object_new_array();
+			char msg[400];
+
+			snprintf(msg, sizeof(msg), "host %s failed attestation (%s)", j->id, host_reason);
+			json_object_array_add(grs, reason("host", "host_failed", -1, msg));
+			g->new_state = AGENT_FAILED;
+			g->pass = false;
+			r = store_outcome(l, g->id, g->gen, g->state_before, AGENT_FAILED, true, false, grs, NULL);
+			g->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
+			json_object_put(grs);
+			continue;
+		}
+		judge_guest(l, g, leaves, tree_size, root);
+	}
+	json_object_put(ev);
+}
+
 static void *worker(void *ud)
 {
 	struct loop *l = ud;
@@ -650,7 +890,10 @@ static void *worker(void *ud)
 			l->todo_tail = NULL;
 		pthread_mutex_unlock(&l->jobs_lock);
 
-		run_job(l, j);
+		if (j->deep)
+			run_deep_job(l, j);
+		else
+			run_job(l, j);
 
 		pthread_mutex_lock(&l->jobs_lock);
 		j->next = l->done;
@@ -663,17 +906,12 @@ static void *worker(void *ud)
 	return NULL;
 }
 
-/* Hands a 200 answer to the workers; the agent is busy until the result is back. */
-static void queue_job(struct loop *l, struct agent_rt *a, struct transfer *x)
+/* Copies what a worker needs of agent a into j; false on ENOMEM. */
+static bool job_fill(struct job *j, struct agent_rt *a, const uint8_t *nonce, const TPML_PCR_SELECTION *asked,
+		     uint64_t ima_offset, uint8_t *buf, size_t len)
 {
-	struct job *j = calloc(1, sizeof(*j));
-
-	if (!j || EVP_PKEY_up_ref(a->ak.pkey) != 1) {
-		free(j);
-		log_error(MOD, "agent %s: out of memory", a->row.id);
-		a->due_ms = verifier_mono_ms() + TICK_MS;
-		return;
-	}
+	if (EVP_PKEY_up_ref(a->ak.pkey) != 1)
+		return false;
 	snprintf(j->id, sizeof(j->id), "%s", a->row.id);
 	j->gen = a->row.generation;
 	j->state_before = a->row.state;
@@ -686,12 +924,16 @@ static void queue_job(struct loop *l, struct agent_rt *a, struct transfer *x)
 	j->st = *a->row.st;
 	j->have_state = a->row.have_state;
 	j->from_zero = a->from_zero;
-	memcpy(j->nonce, x->nonce, sizeof(j->nonce));
-	j->asked = x->asked;
-	j->ima_offset = x->ima_offset;
-	j->buf = x->buf ? TAKE_PTR(x->buf) : calloc(1, 1);
-	j->len = x->len;
-	a->busy = true;
+	memcpy(j->nonce, nonce, sizeof(j->nonce));
+	j->asked = *asked;
+	j->ima_offset = ima_offset;
+	j->buf = buf;
+	j->len = len;
+	return true;
+}
+
+static void push_job(struct loop *l, struct job *j)
+{
 	pthread_mutex_lock(&l->jobs_lock);
 	if (l->todo_tail)
 		l->todo_tail->next = j;
@@ -700,6 +942,56 @@ static void queue_job(struct loop *l, struct agent_rt *a, struct transfer *x)
 	l->todo_tail = j;
 	pthread_cond_signal(&l->jobs_cond);
 	pthread_mutex_unlock(&l->jobs_lock);
+}
+
+/* Hands a 200 answer to the workers; the agent is busy until the result is back. */
+static void queue_job(struct loop *l, struct agent_rt *a, struct transfer *x)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	uint8_t *buf = x->buf ? TAKE_PTR(x->buf) : calloc(1, 1);
+
+	if (!j || !buf || !job_fill(j, a, x->nonce, &x->asked, x->ima_offset, buf, x->len)) {
+		free(j);
+		free(buf);
+		log_error(MOD, "agent %s: out of memory", a->row.id);
+		a->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	a->busy = true;
+	push_job(l, j);
+}
+
+/* What a worker concluded for one agent, applied if it is still at that generation. */
+static void apply_job(struct loop *l, struct job *j)
+{
+	struct agent_rt *a = find_agent(l, j->id, NULL);
+	int64_t now = verifier_mono_ms();
+
+	if (!a || !a->busy || a->row.generation != j->gen)
+		return;
+	a->busy = false;
+	switch (j->outcome) {
+	case JOB_NEW_BOOT:
+		a->from_zero = true;
+		a->due_ms = now;
+		break;
+	case JOB_RECORDED:
+		a->row.state = j->new_state;
+		if (j->pass) {
+			*a->row.st = j->st;
+			a->row.have_state = true;
+		}
+		a->from_zero = false;
+		a->failures = 0;
+		a->due_ms = now + (int64_t)a->row.interval * 1000;
+		break;
+	case JOB_STALE:
+		loop_changed(l, j->id);
+		break;
+	case JOB_RETRY:
+		a->due_ms = now + TICK_MS;
+		break;
+	}
 }
 
 /* On the loop thread: what the workers concluded, applied to agents still at that generation. */
@@ -712,35 +1004,10 @@ static void collect_jobs(struct loop *l)
 	l->done = NULL;
 	pthread_mutex_unlock(&l->jobs_lock);
 	while ((j = done)) {
-		struct agent_rt *a = find_agent(l, j->id, NULL);
-		int64_t now = verifier_mono_ms();
-
 		done = j->next;
-		if (a && a->busy && a->row.generation == j->gen) {
-			a->busy = false;
-			switch (j->outcome) {
-			case JOB_NEW_BOOT:
-				a->from_zero = true;
-				a->due_ms = now;
-				break;
-			case JOB_RECORDED:
-				a->row.state = j->new_state;
-				if (j->pass) {
-					*a->row.st = j->st;
-					a->row.have_state = true;
-				}
-				a->from_zero = false;
-				a->failures = 0;
-				a->due_ms = now + (int64_t)a->row.interval * 1000;
-				break;
-			case JOB_STALE:
-				loop_changed(l, j->id);
-				break;
-			case JOB_RETRY:
-				a->due_ms = now + TICK_MS;
-				break;
-			}
-		}
+		apply_job(l, j);
+		for (size_t i = 0; i < j->n_guests; i++)
+			apply_job(l, &j->guests[i]);
 		job_free(j);
 	}
 }
@@ -777,6 +1044,315 @@ static void finish_round(struct loop *l, struct transfer *x, CURLcode cc)
 	transport_failure(l, a, "agent_error", "the host agent answered %ld %s: %s", status, code, msg);
 }
 
+/* ---- deep rounds: guests judged together with their host ---- */
+
+static void round_free(struct loop *l, struct hround *hr)
+{
+	if (!hr)
+		return;
+	for (size_t i = 0; i < hr->n; i++) {
+		struct gslot *s = &hr->slots[i];
+
+		if (s->x) {
+			curl_multi_remove_handle(l->multi, s->x->easy);
+			xfer_free(s->x);
+			l->in_flight--;
+		}
+		free(s->buf);
+		if (s->g && s->g->round == hr)
+			s->g->round = NULL;
+	}
+	if (hr->deep) {
+		curl_multi_remove_handle(l->multi, hr->deep->easy);
+		xfer_free(hr->deep);
+		l->in_flight--;
+	}
+	if (hr->host && hr->host->round == hr)
+		hr->host->round = NULL;
+	free(hr->slots);
+	free(hr);
+}
+
+/* The request body of an evidence round: nonce, PCRs, IMA offset, agent id. */
+static struct json_object *evidence_request(struct agent_rt *a, const uint8_t *nonce, const TPML_PCR_SELECTION *asked,
+					    uint64_t ima_offset)
+{
+	struct json_object *req = json_object_new_object();
+	char hex[2 * VERIFIER_NONCE_LEN + 1];
+
+	kq_hex_encode(nonce, VERIFIER_NONCE_LEN, hex);
+	json_object_object_add(req, "nonce", json_object_new_string(hex));
+	json_object_object_add(req, "pcrs", selection_json(asked));
+	json_object_object_add(req, "ima_offset", json_object_new_uint64(ima_offset));
+	json_object_object_add(req, "agent_id", json_object_new_string(a->row.id));
+	return req;
+}
+
+static struct transfer *new_xfer(struct loop *l, enum xfer_kind kind, struct agent_rt *a, struct json_object *req,
+				 const char *path)
+{
+	struct transfer *x = calloc(1, sizeof(*x));
+	char url[VERIFIER_ADDRESS_MAX + 32];
+
+	if (!x)
+		return NULL;
+	x->kind = kind;
+	x->agent = a;
+	x->max = l->cfg->max_evidence;
+	x->body = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	snprintf(url, sizeof(url), "https://%s%s", a->row.address, path);
+	if (!x->body || !(x->easy = new_easy(l, x, url, l->cfg->tls_ca, (long)l->cfg->timeout_ms)) ||
+	    curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
+		xfer_free(x);
+		return NULL;
+	}
+	l->in_flight++;
+	return x;
+}
+
+static bool guest_active(const struct agent_rt *g)
+{
+	return !g->xfer && !g->busy && !g->round && !g->load_error[0] &&
+	       (g->row.state == AGENT_ATTESTING || g->row.state == AGENT_UNREACHABLE);
+}
+
+/* Starts a host's deep round with its active guests; false if it has none (a plain round then). */
+static bool start_deep_round(struct loop *l, struct agent_rt *host)
+{
+	struct hround *hr;
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n_agents; i++) {
+		struct agent_rt *g = l->agents[i];
+
+		if (g->row.guest && strcmp(g->row.host_id, host->row.id) == 0 && guest_active(g))
+			n++;
+	}
+	if (n == 0)
+		return false;
+	hr = calloc(1, sizeof(*hr));
+	if (!hr || !(hr->slots = calloc(n, sizeof(*hr->slots)))) {
+		free(hr);
+		return false;
+	}
+	hr->host = host;
+	host->round = hr;
+	for (size_t i = 0; i < l->n_agents && hr->n < n; i++) {
+		struct agent_rt *g = l->agents[i];
+		struct gslot *slot;
+		struct json_object *req;
+
+		if (!g->row.guest || strcmp(g->row.host_id, host->row.id) != 0 || !guest_active(g))
+			continue;
+		slot = &hr->slots[hr->n];
+		slot->g = g;
+		slot->leaf_index = -1;
+		if (RAND_bytes(slot->nonce, sizeof(slot->nonce)) != 1)
+			continue;
+		selection(g, &slot->asked);
+		slot->ima_offset = g->from_zero || !g->row.have_state ? 0 : g->row.st->ima.next_index;
+		req = evidence_request(g, slot->nonce, &slot->asked, slot->ima_offset);
+		slot->x = new_xfer(l, XFER_GUEST, g, req, "/v1/quote");
+		json_object_put(req);
+		if (!slot->x)
+			continue;
+		slot->x->round = hr;
+		slot->x->slot = hr->n;
+		g->round = hr;
+		hr->n++;
+		hr->pending++;
+	}
+	if (hr->pending == 0) {
+		round_free(l, hr);
+		return false;
+	}
+	return true;
+}
+
+/* The leaf of a guest's answer: its quote's TPMS_ATTEST, hashed, with the VM and EK name. */
+static bool guest_leaf(struct loop *l, struct gslot *s)
+{
+	struct json_object *ev = NULL, *q, *m;
+	_cleanup_free_ uint8_t *msg = NULL;
+	size_t len;
+	bool ok = false;
+
+	if (json_parse_body(s->buf, s->len, l->cfg->max_evidence, 8, &ev) < 0)
+		return false;
+	if (json_object_object_get_ex(ev, "quote", &q) && json_object_object_get_ex(q, "message", &m) &&
+	    json_object_is_type(m, json_type_string) &&
+	    kq_base64_decode(json_object_get_string(m), TPM_MAX_BLOB, &msg, &len) == 0 &&
+	    kq_hash(KQ_ALG_SHA256, msg, len, s->attest_sha256) == 0 &&
+	    merkle_leaf(s->g->row.vm_uuid, s->g->row.ek_name, s->g->row.ek_name_len, s->attest_sha256, s->leaf) == 0)
+		ok = true;
+	json_object_put(ev);
+	return ok;
+}
+
+/* All guests answered (or failed): one deep-quote request to the host over their leaves. */
+static void send_deep(struct loop *l, struct hround *hr)
+{
+	struct agent_rt *host = hr->host;
+	struct json_object *req, *leaves = json_object_new_array();
+	size_t sent = 0;
+
+	for (size_t i = 0; i < hr->n; i++) {
+		struct gslot *s = &hr->slots[i];
+		struct json_object *lf;
+		char uuid[37], name[2 * sizeof(s->g->row.ek_name) + 1], dig[65];
+
+		if (!s->buf || !(s->leaf_ok = guest_leaf(l, s)))
+			continue;
+		kq_hex_encode(s->g->row.vm_uuid, 16, uuid); /* 32 hex digits, re-dashed below */
+		snprintf(dig, sizeof(dig), "%.8s-%.4s-%.4s-%.4s-%.12s", uuid, uuid + 8, uuid + 12, uuid + 16, uuid + 20);
+		lf = json_object_new_object();
+		json_object_object_add(lf, "vm_uuid", json_object_new_string(dig));
+		kq_hex_encode(s->g->row.ek_name, s->g->row.ek_name_len, name);
+		json_object_object_add(lf, "ek_name", json_object_new_string(name));
+		/* the host recomputes the leaf from these */
+		kq_hex_encode(s->attest_sha256, sizeof(s->attest_sha256), dig);
+		json_object_object_add(lf, "attest_sha256", json_object_new_string(dig));
+		json_object_array_add(leaves, lf);
+		s->leaf_index = (long)sent++;
+	}
+	if (RAND_bytes(hr->host_nonce, sizeof(hr->host_nonce)) != 1) {
+		json_object_put(leaves);
+		round_free(l, hr);
+		host->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	selection(host, &hr->host_asked);
+	hr->host_ima_offset = host->from_zero || !host->row.have_state ? 0 : host->row.st->ima.next_index;
+	req = evidence_request(host, hr->host_nonce, &hr->host_asked, hr->host_ima_offset);
+	json_object_object_add(req, "leaves", leaves);
+	hr->deep = new_xfer(l, XFER_DEEP, host, req, "/v1/deep-quote");
+	json_object_put(req);
+	if (!hr->deep) {
+		round_free(l, hr);
+		host->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	hr->deep->round = hr;
+}
+
+static void finish_guest(struct loop *l, struct transfer *x, CURLcode cc)
+{
+	struct hround *hr = x->round;
+	struct gslot *s = &hr->slots[x->slot];
+	struct agent_rt *g = s->g;
+	long status = 0;
+
+	s->x = NULL;
+	l->in_flight--;
+	hr->pending--;
+	if (cc != CURLE_OK) {
+		transport_failure(l, g, x->too_big ? "bad_response" : curl_code(cc), "%s%s",
+				  x->too_big ? "evidence over the size limit; " : "", curl_easy_strerror(cc));
+	} else {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200) {
+			s->buf = x->buf ? TAKE_PTR(x->buf) : calloc(1, 1);
+			s->len = x->len;
+		} else {
+			struct json_object *body = NULL;
+			char code[64], msg[512];
+
+			if (json_parse_body(x->buf ? x->buf : (const uint8_t *)"", x->len, l->cfg->max_evidence, 8, &body) < 0)
+				body = NULL;
+			agent_error(body, code, sizeof(code), msg, sizeof(msg));
+			json_object_put(body);
+			if (status == 409 && strcmp(code, "ima_offset_ahead") == 0)
+				g->from_zero = true;
+			else
+				transport_failure(l, g, "agent_error", "the guest agent answered %ld %s: %s", status, code, msg);
+		}
+	}
+	if (hr->pending == 0)
+		send_deep(l, hr);
+}
+
+/* Marks each guest of a round that had evidence unreachable: without its host's quote it cannot be judged. */
+static void guests_without_host(struct loop *l, struct hround *hr, const char *why)
+{
+	for (size_t i = 0; i < hr->n; i++) {
+		struct gslot *s = &hr->slots[i];
+		struct json_object *rs;
+
+		if (!s->buf)
+			continue;
+		rs = json_object_new_array();
+		json_object_array_add(rs, reason("host", "host_unreachable", -1, why));
+		record(l, s->g, AGENT_UNREACHABLE, false, false, rs, NULL);
+		json_object_put(rs);
+	}
+}
+
+static void finish_deep(struct loop *l, struct transfer *x, CURLcode cc)
+{
+	struct hround *hr = x->round;
+	struct agent_rt *host = hr->host;
+	struct job *j;
+	long status = 0;
+	size_t k = 0;
+
+	hr->deep = NULL;
+	l->in_flight--;
+	if (cc != CURLE_OK) {
+		transport_failure(l, host, x->too_big ? "bad_response" : curl_code(cc), "%s%s",
+				  x->too_big ? "evidence over the size limit; " : "", curl_easy_strerror(cc));
+		guests_without_host(l, hr, "the host's deep quote could not be had");
+		round_free(l, hr);
+		return;
+	}
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		struct json_object *body = NULL;
+		char code[64], msg[512];
+
+		if (json_parse_body(x->buf ? x->buf : (const uint8_t *)"", x->len, l->cfg->max_evidence, 8, &body) < 0)
+			body = NULL;
+		agent_error(body, code, sizeof(code), msg, sizeof(msg));
+		json_object_put(body);
+		if (status == 409 && strcmp(code, "ima_offset_ahead") == 0 && !host->from_zero) {
+			host->from_zero = true;
+			host->due_ms = verifier_mono_ms();
+		} else {
+			transport_failure(l, host, "agent_error", "the host agent answered %ld %s: %s", status, code, msg);
+			guests_without_host(l, hr, "the host agent refused the deep quote");
+		}
+		round_free(l, hr);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j)
+		j->guests = calloc(hr->n, sizeof(*j->guests));
+	if (!j || !j->guests || !job_fill(j, host, hr->host_nonce, &hr->host_asked, hr->host_ima_offset,
+					  x->buf ? TAKE_PTR(x->buf) : calloc(1, 1), x->len)) {
+		job_free(j);
+		round_free(l, hr);
+		host->due_ms = verifier_mono_ms() + TICK_MS;
+		return;
+	}
+	j->deep = true;
+	for (size_t i = 0; i < hr->n; i++) {
+		struct gslot *s = &hr->slots[i];
+		struct job *gj = &j->guests[k];
+
+		if (!s->buf || !job_fill(gj, s->g, s->nonce, &s->asked, s->ima_offset, s->buf, s->len))
+			continue;
+		s->buf = NULL;
+		gj->leaf_ok = s->leaf_ok;
+		memcpy(gj->leaf, s->leaf, sizeof(gj->leaf));
+		gj->leaf_index = s->leaf_index;
+		s->g->busy = true;
+		k++;
+	}
+	j->n_guests = k;
+	host->busy = true;
+	round_free(l, hr);
+	push_job(l, j);
+}
+
 /*
  * Starts the rounds that are due, at most max_concurrent in flight. The scan
  * starts where the last one stopped, so when the limit is reached every due
@@ -791,7 +1367,8 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 		size_t i = (l->scan_start + k) % n;
 		struct agent_rt *a = l->agents[i];
 
-		if (a->xfer || a->busy || (a->row.state != AGENT_ATTESTING && a->row.state != AGENT_UNREACHABLE))
+		if (a->row.guest || a->xfer || a->busy || a->round ||
+		    (a->row.state != AGENT_ATTESTING && a->row.state != AGENT_UNREACHABLE))
 			continue;
 		if (a->load_error[0]) {
 			struct json_object *rs = json_object_new_array();
@@ -812,7 +1389,8 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 			*next_ms = now;
 			return;
 		}
-		start_round(l, a);
+		if (!start_deep_round(l, a))
+			start_round(l, a);
 	}
 	l->scan_start = n ? (l->scan_start + 1) % n : 0;
 }
@@ -913,6 +1491,10 @@ static void *run(void *ud)
 				continue;
 			if (x->kind == XFER_ROUND)
 				finish_round(l, x, m->data.result);
+			else if (x->kind == XFER_GUEST)
+				finish_guest(l, x, m->data.result);
+			else if (x->kind == XFER_DEEP)
+				finish_deep(l, x, m->data.result);
 			else
 				finish_delivery(l, x, m->data.result);
 			xfer_free(x);

@@ -33,6 +33,12 @@ static const char *const migrations[] = {
 	"  webhook TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL,"
 	"  PRIMARY KEY (event_seq, webhook));"
 	"CREATE INDEX deliveries_due ON deliveries(next_try);",
+	/* 2: guests, attested through their host's deep quote */
+	"ALTER TABLE agents ADD COLUMN kind TEXT NOT NULL DEFAULT 'host';"
+	"ALTER TABLE agents ADD COLUMN host_id TEXT;"
+	"ALTER TABLE agents ADD COLUMN vm_uuid TEXT;"
+	"ALTER TABLE agents ADD COLUMN ek_name BLOB;"
+	"CREATE INDEX agents_host ON agents(host_id);",
 };
 
 /* attest_state is stored as its bytes behind this header; another build's layout is not trusted. */
@@ -99,7 +105,7 @@ static int load_fn(struct db *db, sqlite3 *h, void *ud)
 
 	(void)db;
 	rc = db_prepare(h, "SELECT id, address, ak, interval, bank, pcr_policy, mb_policy, ima_policy,"
-			   " state, generation, attest_state FROM agents WHERE id = ?", &s);
+			   " state, generation, attest_state, kind, host_id, vm_uuid, ek_name FROM agents WHERE id = ?", &s);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
@@ -142,6 +148,32 @@ static int load_fn(struct db *db, sqlite3 *h, void *ud)
 			memcpy(r->st, (const uint8_t *)blob + sizeof(hdr), sizeof(*r->st));
 			r->have_state = true;
 		}
+	}
+	r->guest = sqlite3_column_text(s, 11) && strcmp((const char *)sqlite3_column_text(s, 11), "guest") == 0;
+	if (r->guest) {
+		char vm[40];
+		size_t j = 0;
+
+		copy_col(r->host_id, sizeof(r->host_id), s, 12);
+		copy_col(vm, sizeof(vm), s, 13);
+		/* the 16 bytes of the UUID, as the deep-quote leaf holds them */
+		for (size_t i = 0; vm[i] && j < 32; i++) {
+			int d = kq_hex_digit((unsigned char)vm[i]);
+
+			if (vm[i] == '-')
+				continue;
+			if (d < 0)
+				break;
+			r->vm_uuid[j / 2] = (uint8_t)(j % 2 ? r->vm_uuid[j / 2] | d : d << 4);
+			j++;
+		}
+		if (j != 32)
+			return kq_err(-EBADMSG, "agent %s: stored VM UUID is damaged", r->id);
+		n = sqlite3_column_bytes(s, 14);
+		if (n < 2 || (size_t)n > sizeof(r->ek_name))
+			return kq_err(-EBADMSG, "agent %s: stored EK name is damaged", r->id);
+		memcpy(r->ek_name, sqlite3_column_blob(s, 14), (size_t)n);
+		r->ek_name_len = (size_t)n;
 	}
 	return 0;
 }
@@ -577,8 +609,24 @@ static int insert_fn(struct db *db, sqlite3 *h, void *ud)
 	for (unsigned i = 0; i < 3; i++)
 		if ((rc = check_policy(h, a->policy[i], i)) < 0)
 			return rc;
+	if (a->host_id) {
+		_cleanup_(db_stmt_freep) sqlite3_stmt *hs = NULL;
+
+		rc = db_prepare(h, "SELECT kind FROM agents WHERE id = ?", &hs);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_text(hs, 1, a->host_id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(hs);
+		if (rc == SQLITE_DONE)
+			return kq_err(-ENOENT, "host %s is not added to this verifier (add it first)", a->host_id);
+		if (rc != SQLITE_ROW)
+			return db_err(h, rc, "host lookup");
+		if (strcmp((const char *)sqlite3_column_text(hs, 0), "host") != 0)
+			return kq_err(-EMEDIUMTYPE, "%s is not a host", a->host_id);
+	}
 	rc = db_prepare(h, "INSERT INTO agents (id, address, ak, interval, bank, pcr_policy, mb_policy,"
-			   " ima_policy, state, state_since, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'attesting', ?, ?)",
+			   " ima_policy, state, state_since, created, kind, host_id, vm_uuid, ek_name)"
+			   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'attesting', ?, ?, ?, ?, ?, ?)",
 			&s);
 	if (rc < 0)
 		return rc;
@@ -591,6 +639,13 @@ static int insert_fn(struct db *db, sqlite3 *h, void *ud)
 		bind_opt_text(s, 6 + (int)i, a->policy[i]);
 	sqlite3_bind_int64(s, 9, now);
 	sqlite3_bind_int64(s, 10, now);
+	sqlite3_bind_text(s, 11, a->host_id ? "guest" : "host", -1, SQLITE_STATIC);
+	bind_opt_text(s, 12, a->host_id);
+	bind_opt_text(s, 13, a->vm_uuid);
+	if (a->ek_name)
+		sqlite3_bind_blob(s, 14, a->ek_name, (int)a->ek_name_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 14);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_CONSTRAINT)
 		return kq_err(-EEXIST, "agent %s is already added", c->id);
@@ -687,6 +742,17 @@ static int delete_fn(struct db *db, sqlite3 *h, void *ud)
 	int rc;
 
 	(void)db;
+	{
+		_cleanup_(db_stmt_freep) sqlite3_stmt *g = NULL;
+
+		rc = db_prepare(h, "SELECT id FROM agents WHERE host_id = ? LIMIT 1", &g);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_text(g, 1, ud, -1, SQLITE_STATIC);
+		if (sqlite3_step(g) == SQLITE_ROW)
+			return kq_err(-EBUSY, "host %s still has guests here (%s, ...): delete them first", (const char *)ud,
+				      (const char *)sqlite3_column_text(g, 0));
+	}
 	rc = db_prepare(h, "DELETE FROM agents WHERE id = ?", &s);
 	if (rc < 0)
 		return rc;
@@ -725,7 +791,7 @@ static struct json_object *reasons_json(sqlite3_stmt *s, int col)
 }
 
 #define AGENT_COLS "id, address, interval, bank, pcr_policy, mb_policy, ima_policy, state, state_since," \
-		   " reasons, verdicts, passes, last_verdict_time, last_pass_time, created, attest_state"
+		   " reasons, verdicts, passes, last_verdict_time, last_pass_time, created, attest_state, kind, host_id, vm_uuid"
 
 static struct json_object *agent_obj(sqlite3_stmt *s, bool full)
 {
@@ -740,6 +806,9 @@ static struct json_object *agent_obj(sqlite3_stmt *s, bool full)
 	json_object_object_add(o, "passes", col_json(s, 11));
 	json_object_object_add(o, "last_verdict_time", col_json(s, 12));
 	json_object_object_add(o, "last_pass_time", col_json(s, 13));
+	json_object_object_add(o, "kind", col_json(s, 16));
+	json_object_object_add(o, "host_id", col_json(s, 17));
+	json_object_object_add(o, "vm_uuid", col_json(s, 18));
 	if (full) {
 		const void *blob = sqlite3_column_blob(s, 15);
 		size_t n = (size_t)sqlite3_column_bytes(s, 15);

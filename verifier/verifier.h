@@ -76,6 +76,12 @@ struct agent_row {
 	int64_t generation;
 	bool have_state;
 	struct attest_state *st;      /* heap; zeroed when have_state is false */
+	/* guests: attested through their host's deep quote */
+	bool guest;
+	char host_id[VERIFIER_ID_LEN + 1];
+	uint8_t vm_uuid[16];
+	uint8_t ek_name[68];          /* TPM name of the guest's vTPM EK */
+	size_t ek_name_len;
 };
 
 void agent_row_clear(struct agent_row *r);
@@ -117,10 +123,16 @@ struct agent_spec {
 	bool stop, resume;
 	const uint8_t *ak;             /* add only */
 	size_t ak_len;
+	/* add only, guests: their host (an agent of kind host here), VM and vTPM EK name */
+	const char *host_id;
+	const char *vm_uuid;
+	const uint8_t *ek_name;
+	size_t ek_name_len;
 };
 
 /* Inserts a new agent (state attesting). -EEXIST, -ENOENT (a named policy is missing), -EMEDIUMTYPE (wrong kind). */
 int store_agent_insert(struct db *db, const char *id, const struct agent_spec *spec);
+/* As store_agent_delete, but -EBUSY while guests name the agent as their host. */
 /* Applies a change, bumps the generation; state changes are recorded and notified. -ENOENT, -EMEDIUMTYPE. */
 int store_agent_patch(struct db *db, struct notifier *nt, const char *id, const struct agent_spec *spec);
 int store_agent_delete(struct db *db, const char *id);
