@@ -220,14 +220,14 @@ static void cancel_round(struct loop *l, struct agent_rt *a)
 	l->in_flight--;
 }
 
-static void round_free(struct loop *l, struct hround *hr);
+static void round_leave(struct loop *l, struct agent_rt *a);
 
 static void drop_agent(struct loop *l, size_t idx)
 {
 	struct agent_rt *a = l->agents[idx];
 
 	cancel_round(l, a);
-	round_free(l, a->round);
+	round_leave(l, a);
 	agent_rt_free(a);
 	l->agents[idx] = l->agents[--l->n_agents];
 }
@@ -266,7 +266,7 @@ static void reload_agent(struct loop *l, const char *id)
 	if (old) {
 		/* a round begun under the old settings must not report under the new ones */
 		cancel_round(l, old);
-		round_free(l, old->round);
+		round_leave(l, old);
 		a->failures = old->row.state == a->row.state ? old->failures : 0;
 		a->due_ms = old->row.generation == a->row.generation ? old->due_ms : verifier_mono_ms();
 		agent_rt_free(old);
@@ -1233,6 +1233,43 @@ static void send_deep(struct loop *l, struct hround *hr)
 		return;
 	}
 	hr->deep->round = hr;
+}
+
+/*
+ * An agent of a deep round is reloaded or dropped: a host ends its round; a
+ * guest only leaves it, so the other guests' evidence and the host's deep
+ * quote in flight are not lost.
+ */
+static void round_leave(struct loop *l, struct agent_rt *a)
+{
+	struct hround *hr = a->round;
+
+	if (!hr)
+		return;
+	if (hr->host == a) {
+		round_free(l, hr);
+		return;
+	}
+	for (size_t i = 0; i < hr->n; i++) {
+		struct gslot *s = &hr->slots[i];
+
+		if (s->g != a)
+			continue;
+		if (s->x) {
+			curl_multi_remove_handle(l->multi, s->x->easy);
+			xfer_free(s->x);
+			s->x = NULL;
+			l->in_flight--;
+			hr->pending--;
+		}
+		free(s->buf);
+		s->buf = NULL;
+		s->g = NULL;
+	}
+	a->round = NULL;
+	/* it was the last answer the round waited for */
+	if (hr->pending == 0 && !hr->deep)
+		send_deep(l, hr);
 }
 
 static void finish_guest(struct loop *l, struct transfer *x, CURLcode cc)
