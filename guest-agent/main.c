@@ -56,8 +56,8 @@ static const struct conf_option options[] = {
 	O("server", "cert", CONF_PATH, cert, 0),
 	O("server", "key", CONF_PATH, key, 0),
 	O("server", "client_ca", CONF_PATH, client_ca, 0),
-	O("logs", "uefi", CONF_PATH, uefi_log, 0),
-	O("logs", "ima", CONF_PATH, ima_log, 0),
+	O("logs", "uefi", CONF_STRING, uefi_log, 4096), /* empty: none (SeaBIOS guests have no UEFI log) */
+	O("logs", "ima", CONF_STRING, ima_log, 4096),
 	O("logs", "boot_id", CONF_PATH, boot_id_path, 0),
 	O("log", "level", CONF_STRING, log_level, 0),
 	O("log", "json", CONF_BOOL, log_json, 0),
@@ -160,6 +160,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_setup(level, cfg.log_json);
+	if ((cfg.uefi_log && cfg.uefi_log[0] && cfg.uefi_log[0] != '/') ||
+	    (cfg.ima_log && cfg.ima_log[0] && cfg.ima_log[0] != '/')) {
+		fprintf(stderr, "kumquat-guest-agent: config: [logs] uefi and ima must be absolute paths or empty\n");
+		goto out;
+	}
 	if (!cfg.registrar_url || !cfg.registrar_ca) {
 		fprintf(stderr, "kumquat-guest-agent: config: [registrar] url and ca are required\n");
 		goto out;
