@@ -158,6 +158,9 @@ struct loop {
 	struct agent_rt **agents;
 	size_t n_agents, cap_agents;
 	size_t scan_start;        /* where start_rounds begins, for fairness */
+	size_t *index;            /* id -> position in agents (find_agent) */
+	size_t index_cap;
+	bool index_dirty;
 	size_t in_flight;
 
 	struct transfer *deliveries[MAX_DELIVERIES];
@@ -187,8 +190,64 @@ static void agent_rt_free(struct agent_rt *a)
 	free(a);
 }
 
+static uint64_t id_hash(const char *id)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 1099511628211ull;
+	return h;
+}
+
+/*
+ * The id -> position index over l->agents (open addressing, at most half
+ * full), rebuilt after the array changed: lookups run for every verdict,
+ * and a linear scan would cost O(agents) each with 10 000 guests.
+ */
+static void index_rebuild(struct loop *l)
+{
+	size_t cap = 64;
+
+	while (cap < 2 * l->n_agents + 2)
+		cap *= 2;
+	if (cap != l->index_cap) {
+		size_t *n = reallocarray(l->index, cap, sizeof(*n));
+
+		if (!n) {
+			l->index_cap = 0; /* find_agent falls back to a scan */
+			return;
+		}
+		l->index = n;
+		l->index_cap = cap;
+	}
+	for (size_t i = 0; i < cap; i++)
+		l->index[i] = SIZE_MAX;
+	for (size_t i = 0; i < l->n_agents; i++) {
+		size_t k = id_hash(l->agents[i]->row.id) & (cap - 1);
+
+		while (l->index[k] != SIZE_MAX)
+			k = (k + 1) & (cap - 1);
+		l->index[k] = i;
+	}
+	l->index_dirty = false;
+}
+
 static struct agent_rt *find_agent(struct loop *l, const char *id, size_t *ret_idx)
 {
+	if (l->index_dirty || !l->index_cap)
+		index_rebuild(l);
+	if (l->index_cap) {
+		for (size_t k = id_hash(id) & (l->index_cap - 1); l->index[k] != SIZE_MAX; k = (k + 1) & (l->index_cap - 1)) {
+			size_t i = l->index[k];
+
+			if (i < l->n_agents && strcmp(l->agents[i]->row.id, id) == 0) {
+				if (ret_idx)
+					*ret_idx = i;
+				return l->agents[i];
+			}
+		}
+		return NULL;
+	}
 	for (size_t i = 0; i < l->n_agents; i++)
 		if (strcmp(l->agents[i]->row.id, id) == 0) {
 			if (ret_idx)
@@ -230,6 +289,7 @@ static void drop_agent(struct loop *l, size_t idx)
 	round_leave(l, a);
 	agent_rt_free(a);
 	l->agents[idx] = l->agents[--l->n_agents];
+	l->index_dirty = true;
 }
 
 /* Loads (or reloads) one agent from the database; drops it if it is gone. */
@@ -286,6 +346,7 @@ static void reload_agent(struct loop *l, const char *id)
 		}
 		a->due_ms = verifier_mono_ms();
 		l->agents[l->n_agents++] = a;
+		l->index_dirty = true;
 	}
 }
 
@@ -1621,6 +1682,7 @@ void loop_free(struct loop *l)
 	while (l->n_agents)
 		drop_agent(l, l->n_agents - 1);
 	free(l->agents);
+	free(l->index);
 	for (size_t i = 0; i < l->n_deliveries; i++) {
 		curl_multi_remove_handle(l->multi, l->deliveries[i]->easy);
 		xfer_free(l->deliveries[i]);
