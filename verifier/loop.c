@@ -859,7 +859,8 @@ static void run_deep_job(struct loop *l, struct job *j)
 		return;
 	if (!j->have_state)
 		memset(&j->st, 0, sizeof(j->st));
-	if (json_parse_body(j->buf, j->len, l->cfg->max_evidence, 8, &ev) == 0 &&
+	/* an answer holds an object and a proof array per leaf */
+	if (json_parse_body_containers(j->buf, j->len, l->cfg->max_evidence, 8, 2 * 65536 + 64, &ev) == 0 &&
 	    json_object_object_get_ex(ev, "root", &o) && json_object_is_type(o, json_type_string)) {
 		size_t got;
 

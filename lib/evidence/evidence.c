@@ -110,7 +110,9 @@ int evidence_request_read(const struct evidence_config *cfg, const struct http_r
 	TPML_PCR_SELECTION sel;
 	int r;
 
-	if ((r = json_parse_body(req->body, req->body_len, max_len, max_depth, &body)) < 0) {
+	/* a deep quote's leaves are one object each: its request may hold up to 65 536 */
+	if ((r = json_parse_body_containers(req->body, req->body_len, max_len, max_depth,
+					    extra ? 65536 + 64 : JSON_MAX_CONTAINERS, &body)) < 0) {
 		http_error(resp, 400, "bad_json", "%s", kq_errmsg());
 		return r;
 	}

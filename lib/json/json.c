@@ -86,7 +86,7 @@ struct jp {
 	const uint8_t *buf;
 	size_t len, off;
 	size_t max_depth;
-	size_t containers;
+	size_t containers, max_containers;
 	struct objinfo *objs;
 	size_t nobjs, capobjs;
 };
@@ -263,7 +263,7 @@ static int jp_literal(struct jp *p, const char *lit)
 
 static int jp_container(struct jp *p, size_t *ret_obj)
 {
-	if (++p->containers > JSON_MAX_CONTAINERS)
+	if (++p->containers > p->max_containers)
 		return jp_fail(p, "too many objects and arrays");
 	if (!ret_obj)
 		return 0;
@@ -416,7 +416,13 @@ static int check_members(struct json_object *o, const struct jp *p, size_t *idx)
 int json_parse_body(const uint8_t *buf, size_t len, size_t max_len, size_t max_depth,
 		    struct json_object **ret)
 {
-	struct jp p = { .buf = buf, .len = len };
+	return json_parse_body_containers(buf, len, max_len, max_depth, JSON_MAX_CONTAINERS, ret);
+}
+
+int json_parse_body_containers(const uint8_t *buf, size_t len, size_t max_len, size_t max_depth,
+			       size_t max_containers, struct json_object **ret)
+{
+	struct jp p = { .buf = buf, .len = len, .max_containers = max_containers };
 	struct json_tokener *tok = NULL;
 	struct json_object *o = NULL;
 	enum json_tokener_error e;

@@ -51,6 +51,14 @@
 int json_parse_body(const uint8_t *buf, size_t len, size_t max_len, size_t max_depth,
 		    struct json_object **ret);
 
+/*
+ * As json_parse_body, with another cap on objects plus arrays than
+ * JSON_MAX_CONTAINERS: for documents whose size is bounded by the caller
+ * and that legitimately hold many (a deep quote with a proof per guest).
+ */
+int json_parse_body_containers(const uint8_t *buf, size_t len, size_t max_len, size_t max_depth,
+			       size_t max_containers, struct json_object **ret);
+
 /* ---- table-driven field extraction ---- */
 
 enum json_field_type {
