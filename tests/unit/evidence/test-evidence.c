@@ -194,6 +194,7 @@ static void test_answer(void **state)
 	{
 		_cleanup_free_ const uint8_t *s = b64_of(o, "signature", &len);
 
+		assert_non_null(s);
 		assert_int_equal(len, 2);
 	}
 	assert_true(json_object_object_get_ex(out, "boot_id", &v));
