@@ -28,6 +28,12 @@
  * set (meson sets it to a folder in the build dir) they are kept there and
  * reused by the next run. A smoke run (KQ_BENCH_SECONDS < 0.5) uses 3 and 10
  * hosts. `bench-verifier --hosts 10,100,1000` chooses other fleet sizes.
+ * `--guests G [--guest-interval S]`: each host also has G guests (fleet-sim
+ * --guests), added with their host over the REST API without policies; hosts
+ * and guests get interval S (default 0). Also reported: guest verdicts per
+ * second, the verifier's CPU per guest verdict (all of its CPU over the guest
+ * verdicts), its VmHWM and VmRSS, and ECDSA P-256 verifies/s as a second
+ * baseline (the guests' AKs are P-256). See docs/benchmarks.md.
  * Every process started is stopped and the temp dir removed on exit, also on
  * failure, SIGINT and SIGTERM; the daemons also get SIGKILL if this process
  * dies (PR_SET_PDEATHSIG).
@@ -47,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
@@ -60,6 +67,7 @@
 #define MAX_CHILDREN 8
 #define MAX_RUNS 8
 #define MAX_FLEET 10000
+#define MAX_GUESTS 1000         /* per host */
 #define SLICES 3
 #define READY_TIMEOUT 180.0    /* seconds for a daemon to start (fleet-sim enrols first) */
 #define ATTEST_TIMEOUT 120.0   /* seconds for every agent's first passing verdict */
@@ -86,6 +94,8 @@ static volatile int sink;
 static const char *const policy_kinds[3] = { "pcr", "mb", "ima" };
 static const char *const policy_names[3] = { "fleet-pcr", "hpe-mb", "hpe-ima" };
 static bool use_policy[3] = { true, true, true };
+static size_t guests_per_host;  /* --guests */
+static unsigned guest_interval; /* --guest-interval: the interval of hosts with guests, and of the guests */
 
 /* ---- processes and cleanup ---- */
 
@@ -347,8 +357,8 @@ static void add_policy(unsigned port, const char *name, const char *kind, const 
 
 struct counts {
 	double t, cpu_verifier, cpu_fleet, cpu_registrar;
-	int64_t verdicts, passes;
-	size_t attesting, failed, other, n;
+	int64_t verdicts, passes, g_verdicts, g_passes; /* all agents; guests alone */
+	size_t attesting, failed, other, n, g_attesting;
 	char first_bad[37];
 };
 
@@ -388,10 +398,18 @@ static void count(unsigned port, struct counts *c)
 
 		if (v < 0 || p < 0)
 			die("GET /v1/agents: an agent without verdicts and passes counters");
+		/* fleet-sim's guests: a run tag instead of 0000 in the second group of their ids */
+		bool guest = strncmp(jstring(a, "id") + 8, "-0000-", 6) != 0;
+
 		c->verdicts += v;
 		c->passes += p;
+		if (guest) {
+			c->g_verdicts += v;
+			c->g_passes += p;
+		}
 		if (strcmp(state, "attesting") == 0 && v > 0 && p == v) {
 			c->attesting++;
+			c->g_attesting += guest;
 		} else {
 			if (strcmp(state, "failed") == 0)
 				c->failed++;
@@ -451,7 +469,27 @@ struct result {
 	size_t hosts;
 	double secs, rate, cpu_v, cpu_f, cpu_r; /* attestations/s; CPU seconds per attestation */
 	int64_t n;
+	/* with --guests: guest verdicts in the window, per second, verifier and fleet-sim CPU per guest verdict */
+	int64_t g_n;
+	double g_rate, g_cpu_v, g_cpu_f, ready_s;
+	long hwm_kb, rss_kb;    /* the verifier's VmHWM and VmRSS at the end of the window */
 };
+
+/* VmHWM (peak) and VmRSS of a process, kB. */
+static void proc_mem(pid_t pid, long *hwm, long *rss)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	*hwm = *rss = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "re")))
+		die("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", hwm) != 1)
+			sscanf(line, "VmRSS: %ld kB", rss);
+	fclose(f);
+}
 
 static void tls_file(char *out, size_t size, const struct paths *p, const char *name)
 {
@@ -467,7 +505,8 @@ static void write_file(const char *path, const char *text)
 static struct result run_fleet(const struct paths *p, size_t hosts, double window)
 {
 	char hosts_s[16], address[32], url[128], cert[4096], key[4096], ca[4096], vcert[4096], vkey[4096];
-	char conf[4096], text[8192], file[4096], name[32];
+	char conf[4096], text[8192], file[4096], name[32], guests_s[16], gids[4096];
+	size_t total = hosts + hosts * guests_per_host;
 	struct child *fleet, *verifier;
 	unsigned fport, vport;
 	struct counts c0, c1;
@@ -481,10 +520,15 @@ static struct result run_fleet(const struct paths *p, size_t hosts, double windo
 	tls_file(key, sizeof(key), p, "fleet-key.pem");
 	tls_file(ca, sizeof(ca), p, "ca.pem");
 	snprintf(name, sizeof(name), "fleet-sim-%zu", hosts);
+	fmt(guests_s, sizeof(guests_s), "%zu", guests_per_host);
+	fmt(gids, sizeof(gids), "%s/guests-%zu", dir, hosts);
 	fleet = spawn(name, (char *const[]){ (char *)p->fleet_sim, "serve", "--dir", (char *)p->keys, "--hosts", hosts_s,
 					     "--cert", cert, "--key", key, "--client-ca", ca, "--registrar", url,
-					     "--registrar-ca", ca, NULL });
-	fport = wait_log(fleet, "ready:", READY_TIMEOUT);
+					     "--registrar-ca", ca, "--guests", guests_s, "--guest-ids", gids, NULL });
+	t0 = bench_now();
+	/* enrolment: a few ms per guest, and a vTPM-CA key to make per host the first time */
+	fport = wait_log(fleet, "ready:", READY_TIMEOUT + (double)total * 0.02 + (guests_per_host ? hosts * 0.5 : 0));
+	res.ready_s = bench_now() - t0;
 
 	/* a fresh verifier */
 	tls_file(vcert, sizeof(vcert), p, "verifier.pem");
@@ -522,7 +566,7 @@ static struct result run_fleet(const struct paths *p, size_t hosts, double windo
 
 		json_object_object_add(body, "id", json_object_new_string(ids[i]));
 		json_object_object_add(body, "address", json_object_new_string(address));
-		json_object_object_add(body, "interval", json_object_new_int(0));
+		json_object_object_add(body, "interval", json_object_new_int(guests_per_host ? (int)guest_interval : 0));
 		for (unsigned k = 0; k < 3; k++) {
 			char field[16];
 
@@ -537,21 +581,58 @@ static struct result run_fleet(const struct paths *p, size_t hosts, double windo
 		json_object_put(out);
 	}
 
+	/* the guests, with their hosts (POST /v1/agents with "host"), no policies of their own */
+	if (guests_per_host) {
+		_cleanup_free_ uint8_t *buf = NULL;
+		size_t len, added = 0;
+		char *line, *save = NULL;
+
+		t0 = bench_now();
+		if (kq_read_file(gids, 64u << 20, &buf, &len) < 0)
+			die("%s: %s", gids, kq_errmsg());
+		for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			struct json_object *body, *out = NULL;
+			char *sp = strchr(line, ' ');
+			long st;
+
+			if (!sp)
+				die("%s: bad line %s", gids, line);
+			*sp = '\0';
+			body = json_object_new_object();
+			json_object_object_add(body, "id", json_object_new_string(line));
+			json_object_object_add(body, "address", json_object_new_string(address));
+			json_object_object_add(body, "host", json_object_new_string(sp + 1));
+			json_object_object_add(body, "interval", json_object_new_int((int)guest_interval));
+			st = api(vport, "POST", "/v1/agents", body, &out);
+			json_object_put(body);
+			if (st != 201)
+				die("POST /v1/agents guest %s: HTTP %ld %s", line, st,
+				    out ? json_object_to_json_string(out) : "");
+			json_object_put(out);
+			added++;
+		}
+		if (added != total - hosts)
+			die("%s: %zu guests, %zu expected", gids, added, total - hosts);
+		printf("  %zu hosts: %zu guests added in %.1f s (fleet-sim ready after %.1f s)\n", hosts, added,
+		       bench_now() - t0, res.ready_s);
+	}
+
 	/* every agent attesting, with a passing verdict */
 	t0 = bench_now();
 	for (;;) {
 		count(vport, &c0);
 		if (c0.failed)
 			agent_problem(vport, c0.first_bad, "failed before the measurement");
-		if (c0.n == hosts && c0.attesting == hosts)
+		if (c0.n == total && c0.attesting == total)
 			break;
 		check_alive(fleet);
 		check_alive(verifier);
-		if (bench_now() - t0 > ATTEST_TIMEOUT)
+		if (bench_now() - t0 > ATTEST_TIMEOUT + (double)total * 0.01)
 			agent_problem(vport, c0.first_bad, "not attesting in time");
 		sleep_s(0.1);
 	}
-	printf("  %zu hosts: all attesting %.1f s after being added\n", hosts, bench_now() - t0);
+	printf("  %zu hosts, %zu guests: all attesting %.1f s after being added\n", hosts, total - hosts,
+	       bench_now() - t0);
 	fflush(stdout);
 	sleep_s(window / 4 < 2 ? window / 4 : 2);
 
@@ -560,7 +641,8 @@ static struct result run_fleet(const struct paths *p, size_t hosts, double windo
 	check_alive(fleet);
 	check_alive(verifier);
 	sample(vport, verifier, fleet, false, &c1);
-	if (c1.failed || c1.attesting != hosts)
+	proc_mem(verifier->pid, &res.hwm_kb, &res.rss_kb);
+	if (c1.failed || c1.attesting != total)
 		agent_problem(vport, c1.first_bad, "stopped attesting during the measurement");
 	if (c1.passes - c0.passes != c1.verdicts - c0.verdicts)
 		die("%lld of %lld verdicts in the window failed", (long long)((c1.verdicts - c0.verdicts) -
@@ -574,6 +656,14 @@ static struct result run_fleet(const struct paths *p, size_t hosts, double windo
 	res.cpu_v = (c1.cpu_verifier - c0.cpu_verifier) / (double)res.n;
 	res.cpu_f = (c1.cpu_fleet - c0.cpu_fleet) / (double)res.n;
 	res.cpu_r = (c1.cpu_registrar - c0.cpu_registrar) / (double)res.n;
+	res.g_n = c1.g_verdicts - c0.g_verdicts;
+	if (guests_per_host) {
+		if (res.g_n <= 0)
+			die("no guest attestation in %.1f s", window);
+		res.g_rate = (double)res.g_n / res.secs;
+		res.g_cpu_v = (c1.cpu_verifier - c0.cpu_verifier) / (double)res.g_n;
+		res.g_cpu_f = (c1.cpu_fleet - c0.cpu_fleet) / (double)res.g_n;
+	}
 
 	stop_child(verifier);
 	stop_child(fleet);
@@ -593,6 +683,36 @@ static double rsa_verify_rate(void)
 	EVP_PKEY *key = EVP_RSA_gen(2048);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	uint8_t msg[145], sig[256];
+	size_t slen = sizeof(sig);
+	double best = 0;
+
+	RAND_bytes(msg, sizeof(msg));
+	if (!key || !md || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, sig, &slen, msg, sizeof(msg)) != 1)
+		die("baseline key");
+	EVP_MD_CTX_free(md);
+	for (int s = 0; s < SLICES; s++) {
+		double rate;
+
+		BENCH_RATE(&rate, 50, {
+			EVP_MD_CTX *c = EVP_MD_CTX_new();
+			EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, key);
+			sink += EVP_DigestVerify(c, sig, slen, msg, sizeof(msg));
+			EVP_MD_CTX_free(c);
+		});
+		if (rate > best)
+			best = rate;
+	}
+	EVP_PKEY_free(key);
+	return best;
+}
+
+/* ECDSA P-256 SHA-256 verifications per second, one core, best of SLICES (the guests' AKs are P-256). */
+static double ecdsa_verify_rate(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("prime256v1");
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t msg[145], sig[128];
 	size_t slen = sizeof(sig);
 	double best = 0;
 
@@ -695,12 +815,14 @@ int main(int argc, char **argv)
 	size_t max_hosts = 0;
 	struct result res[MAX_RUNS];
 	struct paths p = { .kumquat = getenv("KUMQUAT"), .fleet_sim = getenv("KQ_FLEET_SIM") };
-	double secs = bench_seconds(), window = 4 * secs, rsa, t0;
+	double secs = bench_seconds(), window = 4 * secs, rsa, ecdsa = 0, t0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	struct sigaction sa = { .sa_handler = on_signal };
 	static const struct option longopts[] = {
 		{ "hosts", required_argument, NULL, 'n' },
 		{ "policies", required_argument, NULL, 'p' },
+		{ "guests", required_argument, NULL, 'g' },
+		{ "guest-interval", required_argument, NULL, 'i' },
 		{ 0 },
 	};
 	int c;
@@ -714,9 +836,21 @@ int main(int argc, char **argv)
 		} else if (c == 'p' && arg) {
 			memset(use_policy, 0, sizeof(use_policy));
 			split(arg, ',', add_policy_kind, use_policy);
+		} else if ((c == 'g' || c == 'i') && arg) {
+			uint64_t v;
+
+			if (kq_parse_uint(arg, c == 'g' ? MAX_GUESTS : 3600, &v) < 0) {
+				fprintf(stderr, "bench-verifier: --%s: a number up to %d\n",
+					c == 'g' ? "guests" : "guest-interval", c == 'g' ? MAX_GUESTS : 3600);
+				return 2;
+			}
+			if (c == 'g')
+				guests_per_host = (size_t)v;
+			else
+				guest_interval = (unsigned)v;
 		} else {
 			fprintf(stderr, "usage: bench-verifier [--hosts N[,N...]] [--policies pcr,mb,ima]"
-					"   (run through meson test --benchmark)\n");
+					" [--guests G [--guest-interval S]]   (run through meson test --benchmark)\n");
 			return 2;
 		}
 	}
@@ -757,12 +891,17 @@ int main(int argc, char **argv)
 	tpm_quiet_tss_log();
 	log_setup(LOG_WARN, false);
 
+	/* a round of every guest takes guest_interval: measure several */
+	if (guests_per_host && window < 5.0 * guest_interval)
+		window = 5.0 * guest_interval;
 	printf("# verifier: N simulated hosts (fleet-sim), interval 0, policies:%s%s%s%s;"
 	       " %.2g s window per N, %ld CPUs shared by verifier, fleet-sim and registrar\n",
 	       use_policy[0] ? " pcr" : "", use_policy[1] ? " mb" : "", use_policy[2] ? " ima" : "",
 	       use_policy[0] || use_policy[1] || use_policy[2] ? "" : " none", window, cpus);
 	fflush(stdout);
 	rsa = rsa_verify_rate();
+	if (guests_per_host)
+		ecdsa = ecdsa_verify_rate();
 
 	/* TLS for everyone, from one deployment CA */
 	fmt(p.tls, sizeof(p.tls), "%s/tls", dir);
@@ -830,5 +969,24 @@ int main(int argc, char **argv)
 	printf("\n(verifier CPU / RSA verify: the verifier's CPU per attestation in RSA-2048 verifications;"
 	       " the registrar used %.3f ms per attestation in the window)\n",
 	       res[sz.n - 1].cpu_r * 1e3);
+	if (guests_per_host) {
+		printf("\nguests: %zu per host (ECC P-256 vTPM EK and AK), no guest policies, hosts' and guests' "
+		       "interval %u s; baseline ECDSA P-256 SHA-256 verify, one core: %.0f/s\n",
+		       guests_per_host, guest_interval, ecdsa);
+		printf("%6s %7s %10s %9s %12s %12s %12s %12s %10s %10s %12s\n", "hosts", "guests", "guest/s", "n",
+		       "verifier ms", "guest/s per", "per core /", "per core /", "verifier", "verifier", "fleet-sim ms");
+		printf("%6s %7s %10s %9s %12s %12s %12s %12s %10s %10s %12s\n", "", "", "", "", "CPU/guest",
+		       "verif. core", "RSA verify/s", "ECDSA vfy/s", "VmHWM MB", "VmRSS MB", "CPU/guest");
+		for (size_t i = 0; i < sz.n; i++) {
+			const struct result *r = &res[i];
+
+			printf("%6zu %7zu %10.1f %9lld %12.3f %12.1f %12.5f %12.5f %10.1f %10.1f %12.3f\n", r->hosts,
+			       r->hosts * guests_per_host, r->g_rate, (long long)r->g_n, r->g_cpu_v * 1e3,
+			       1 / r->g_cpu_v, (1 / r->g_cpu_v) / rsa, (1 / r->g_cpu_v) / ecdsa,
+			       (double)r->hwm_kb / 1024, (double)r->rss_kb / 1024, r->g_cpu_f * 1e3);
+		}
+		printf("(verifier CPU per guest verdict includes its share of the host's deep round; the table above"
+		       " counts hosts' and guests' verdicts together)\n");
+	}
 	return 0;
 }

@@ -46,6 +46,16 @@
  *       across hosts with the same address, so a request held on the shared
  *       port could stall healthy hosts' requests on the same thread, however
  *       many threads there are. On the main port they get 409 wrong_agent;
+ *       With --guests G (and --registrar), each host also gets an RSA-2048
+ *       vTPM-CA key (DIR/keys/host-NNNNN-vtpm-ca.pem, kept), certified through
+ *       the registrar by a TPM2_Certify its AK signs over the registrar's
+ *       nonce, and G guests with ECC P-256 EKs (their EK certificates signed
+ *       by that key, naming the VM and the host) and ECC P-256 AKs, enrolled
+ *       as kind "guest"; --guest-ids FILE gets "GUEST-ID HOST-ID" lines. Ids
+ *       end in their index, guests' carry a per-run tag. Guests answer
+ *       POST /v1/quote (ECDSA-signed quotes, no UEFI log, a list that never
+ *       grows), hosts POST /v1/deep-quote (docs/deep-quote.md: a Merkle tree
+ *       over the leaves asked for, every VM running, one quote per request);
  *   fleet-sim selftest
  *       checks the evidence against the real quote in the test data, checks
  *       quotes with `kumquat quote check` ($KUMQUAT) and the endpoint over
@@ -80,11 +90,14 @@
 #include "ima/ima.h"
 #include "json/json.h"
 #include "log/log.h"
+#include "merkle/merkle.h"
 #include "testlib.h"
 #include "testtpm.h"
+#include "x509/x509.h"
 
 #define MOD "fleet-sim"
 #define MAX_HOSTS 10000
+#define MAX_GUESTS 1000     /* per host */
 #define MAX_THREADS 64
 #define N_BANKS 2
 #define RESET_COUNT 3
@@ -266,6 +279,7 @@ static void free_evidence(struct evidence *ev)
 
 struct host {
 	char id[37], boot_id[37];
+	bool guest;               /* a VM's vTPM (--guests): ECC P-256 EK and AK, no UEFI log, a list that never grows */
 	EVP_PKEY *ek, *ak;
 	TPMT_PUBLIC ek_pub, ak_pub;
 	TPM2B_NAME ak_name, ak_qn;
@@ -282,8 +296,9 @@ struct host {
 
 struct fleet {
 	struct evidence ev;
-	struct host *hosts;
-	size_t n_hosts;
+	struct host *hosts;       /* hosts 0..n_hosts-1, then host i's guests at n_hosts + i * n_guests + g */
+	size_t n_hosts, n_guests, n_all;
+	atomic_ulong deep, leaves;
 	size_t n_hang;            /* hosts 0..n_hang-1 never answer (--hang) */
 	unsigned hang_ms;         /* how long a request to them is held */
 	uint16_t hang_port;
@@ -309,6 +324,65 @@ static void random_uuid(char out[37])
 		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
+/* The public area of an ECC P-256 signing key (ECDSA-SHA256), as TPM2_Create makes it. */
+static void ecc_public(EVP_PKEY *key, TPMA_OBJECT attrs, TPMT_PUBLIC *p)
+{
+	uint8_t buf[65];
+	size_t len = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->type = TPM2_ALG_ECC;
+	p->nameAlg = TPM2_ALG_SHA256;
+	p->objectAttributes = attrs;
+	p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+	p->parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+	p->parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+	p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+	p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf, sizeof(buf), &len) != 1 ||
+	    len != 65 || buf[0] != 4)
+		abort();
+	p->unique.ecc.x.size = 32;
+	memcpy(p->unique.ecc.x.buffer, buf + 1, 32);
+	p->unique.ecc.y.size = 32;
+	memcpy(p->unique.ecc.y.buffer, buf + 33, 32);
+}
+
+/* TPM2_Quote's signature: RSASSA-SHA256 (RSA AKs) or ECDSA-SHA256 (ECC AKs). */
+static size_t sign_attest(EVP_PKEY *key, TPMS_ATTEST *a, uint8_t *out, size_t cap, uint8_t *sig_out, size_t sig_cap,
+			  size_t *sig_len)
+{
+	TPMT_SIGNATURE s = { .sigAlg = TPM2_ALG_ECDSA };
+	uint8_t der[128];
+	const unsigned char *p = der;
+	size_t off = 0, dlen = sizeof(der), soff = 0;
+	EVP_MD_CTX *md;
+	ECDSA_SIG *es;
+	const BIGNUM *r, *sv;
+
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
+		return test_sign_attest(key, a, out, cap, sig_out, sig_cap, sig_len);
+	if (Tss2_MU_TPMS_ATTEST_Marshal(a, out, cap, &off) != TSS2_RC_SUCCESS)
+		abort();
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, der, &dlen, out, off) != 1 || !(es = d2i_ECDSA_SIG(NULL, &p, (long)dlen)))
+		abort();
+	EVP_MD_CTX_free(md);
+	ECDSA_SIG_get0(es, &r, &sv);
+	s.signature.ecdsa.hash = TPM2_ALG_SHA256;
+	s.signature.ecdsa.signatureR.size = 32;
+	s.signature.ecdsa.signatureS.size = 32;
+	if (BN_bn2binpad(r, s.signature.ecdsa.signatureR.buffer, 32) != 32 ||
+	    BN_bn2binpad(sv, s.signature.ecdsa.signatureS.buffer, 32) != 32)
+		abort();
+	ECDSA_SIG_free(es);
+	if (Tss2_MU_TPMT_SIGNATURE_Marshal(&s, sig_out, sig_cap, &soff) != TSS2_RC_SUCCESS)
+		abort();
+	*sig_len = soff;
+	return off;
+}
+
 /* Takes ownership of ek and ak. */
 static void host_init(struct fleet *f, struct host *h, const char *id, EVP_PKEY *ek, EVP_PKEY *ak)
 {
@@ -319,8 +393,13 @@ static void host_init(struct fleet *f, struct host *h, const char *id, EVP_PKEY 
 	random_uuid(h->boot_id);
 	h->ek = ek;
 	h->ak = ak;
-	test_rsa_public(ek, 0, &h->ek_pub, true);
-	test_rsa_public(ak, TEST_AK_ATTRS, &h->ak_pub, false);
+	h->guest = EVP_PKEY_get_base_id(ak) == EVP_PKEY_EC;
+	if (tpm_ek_default_public(ek, &h->ek_pub) < 0)
+		die("EK template");
+	if (h->guest)
+		ecc_public(ak, TEST_AK_ATTRS, &h->ak_pub);
+	else
+		test_rsa_public(ak, TEST_AK_ATTRS, &h->ak_pub, false);
 	/* TPM2_Quote signs with the AK's qualified name: its parent is the EK, in the endorsement hierarchy */
 	tpm_hierarchy_qn(TPM2_RH_ENDORSEMENT, &hier);
 	if (tpm_public_name(&h->ek_pub, &ek_name) < 0 || tpm_public_name(&h->ak_pub, &h->ak_name) < 0 ||
@@ -328,7 +407,7 @@ static void host_init(struct fleet *f, struct host *h, const char *id, EVP_PKEY 
 		die("names");
 	memcpy(h->pcr10, f->ev.pcr10, sizeof(h->pcr10));
 	RAND_bytes((uint8_t *)&h->clock, 4);
-	h->app_off = xcalloc(f->max_append + 1, sizeof(*h->app_off));
+	h->app_off = xcalloc(h->guest ? 1 : f->max_append + 1, sizeof(*h->app_off));
 	pthread_mutex_init(&h->lock, NULL);
 }
 
@@ -347,7 +426,7 @@ static void host_append(const struct fleet *f, struct host *h)
 	const struct evidence *ev = &f->ev;
 	size_t src = 1 + h->n_app % (ev->n_ima - 1), len = ev->ima_off[src + 1] - ev->ima_off[src];
 
-	if (h->n_app >= f->max_append || kq_buf_reserve(&h->app, &h->app_cap, h->app_len + len, SIZE_MAX / 2) < 0)
+	if (h->guest || h->n_app >= f->max_append || kq_buf_reserve(&h->app, &h->app_cap, h->app_len + len, SIZE_MAX / 2) < 0)
 		return;
 	memcpy(h->app + h->app_len, ev->ima + ev->ima_off[src], len);
 	h->app_off[h->n_app++] = h->app_len;
@@ -444,7 +523,7 @@ static int host_evidence(struct fleet *f, struct host *h, const TPML_PCR_SELECTI
 		r = -EIO;
 	a.attested.quote.pcrDigest.size = (UINT16)dlen;
 	if (r == 0) {
-		q->attest_len = test_sign_attest(h->ak, &a, q->attest, sizeof(q->attest), q->sig, sizeof(q->sig),
+		q->attest_len = sign_attest(h->ak, &a, q->attest, sizeof(q->attest), q->sig, sizeof(q->sig),
 						 &q->sig_len);
 		r = tpm_pcrfile_write(&pcrs, &q->pcrfile, &q->pcrfile_len);
 	}
@@ -474,6 +553,36 @@ struct quote_req {
 	uint64_t ima_offset;
 	char *agent_id;
 };
+
+struct deep_req {
+	struct json_bytes nonce;
+	struct json_object *pcrs, *leaves;
+	uint64_t ima_offset;
+	char *agent_id;
+};
+
+/* The answer of POST /v1/quote (and the host part of /v1/deep-quote); guests have no UEFI log. */
+static struct json_object *evidence_json(const struct fleet *f, const struct host *h, const struct quote_out *q,
+					 uint64_t ima_offset)
+{
+	struct json_object *out = json_object_new_object(), *o = json_object_new_object();
+
+	json_object_object_add(o, "message", json_new_base64(q->attest, q->attest_len));
+	json_object_object_add(o, "signature", json_new_base64(q->sig, q->sig_len));
+	json_object_object_add(o, "pcrs", json_new_base64(q->pcrfile, q->pcrfile_len));
+	json_object_object_add(out, "quote", o);
+	json_object_object_add(out, "boot_id", json_object_new_string(h->boot_id));
+	if (!h->guest)
+		json_object_object_add(out, "uefi_log",
+				       json_object_new_string_len(f->ev.uefi_b64, (int)f->ev.uefi_b64_len));
+	o = json_object_new_object();
+	json_object_object_add(o, "offset", json_object_new_int64((int64_t)ima_offset));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)q->ima_entries));
+	json_object_object_add(o, "format", json_object_new_string(f->ev.binary ? "binary" : "ascii"));
+	json_object_object_add(o, "data", json_new_base64(q->ima, q->ima_len));
+	json_object_object_add(out, "ima", o);
+	return out;
+}
 
 /* {"sha256": [0, 1, ...], ...} as a TPML_PCR_SELECTION, as the host agent reads it. */
 static int parse_selection(struct json_object *o, TPML_PCR_SELECTION *sel)
@@ -513,12 +622,24 @@ static int parse_selection(struct json_object *o, TPML_PCR_SELECTION *sel)
 	return 0;
 }
 
+/* Ids end in their index in f->hosts (12 hex digits): no search, even for 10,000 guests. */
 static struct host *find_host(struct fleet *f, const char *id)
 {
-	for (size_t i = 0; i < f->n_hosts; i++)
-		if (strcasecmp(f->hosts[i].id, id) == 0)
-			return &f->hosts[i];
-	return NULL;
+	uint64_t i = 0;
+
+	if (strlen(id) != 36)
+		return NULL;
+	for (int k = 24; k < 36; k++) {
+		int c = id[k], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+
+		if (v < 0)
+			return NULL;
+		i = i << 4 | (uint64_t)v;
+	}
+	if (i >= f->n_all || strcasecmp(f->hosts[i].id, id) != 0)
+		return NULL;
+	return &f->hosts[i];
 }
 
 static void handle_quote(const struct http_request *req, struct http_response *resp, void *ud)
@@ -533,7 +654,7 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 	struct fleet *f = ud;
 	struct quote_req qr = { 0 };
 	struct quote_out q = { 0 };
-	struct json_object *body = NULL, *out, *o;
+	struct json_object *body = NULL;
 	TPML_PCR_SELECTION sel;
 	struct host *h;
 	int r;
@@ -569,6 +690,8 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 		goto out;
 	}
 	r = host_evidence(f, h, &sel, qr.nonce.data, qr.nonce.len, qr.ima_offset, &q);
+	if (r == 0)
+		resp->body = evidence_json(f, h, &q, qr.ima_offset);
 	if (r == -ERANGE) {
 		http_error(resp, 409, "ima_offset_ahead", "%s", kq_errmsg());
 		goto out;
@@ -577,30 +700,142 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 			   r == -ENOENT ? kq_errmsg() : "the TPM could not quote");
 		goto out;
 	}
-	out = json_object_new_object();
-	o = json_object_new_object();
-	json_object_object_add(o, "message", json_new_base64(q.attest, q.attest_len));
-	json_object_object_add(o, "signature", json_new_base64(q.sig, q.sig_len));
-	json_object_object_add(o, "pcrs", json_new_base64(q.pcrfile, q.pcrfile_len));
-	json_object_object_add(out, "quote", o);
-	json_object_object_add(out, "boot_id", json_object_new_string(h->boot_id));
-	json_object_object_add(out, "uefi_log", json_object_new_string_len(f->ev.uefi_b64, (int)f->ev.uefi_b64_len));
-	o = json_object_new_object();
-	json_object_object_add(o, "offset", json_object_new_int64((int64_t)qr.ima_offset));
-	json_object_object_add(o, "entries", json_object_new_int64((int64_t)q.ima_entries));
-	json_object_object_add(o, "format", json_object_new_string(f->ev.binary ? "binary" : "ascii"));
-	json_object_object_add(o, "data", json_new_base64(q.ima, q.ima_len));
-	json_object_object_add(out, "ima", o);
 	resp->status = 200;
-	resp->body = out;
 	quote_out_free(&q);
 out:
 	atomic_fetch_add(resp->status == 200 ? &f->served : &f->refused, 1);
 	json_dispatch_free(fields, &qr);
 }
 
+/* The 16 bytes of a UUID in its text form. */
+static int uuid_bytes(const char *s, uint8_t out[16])
+{
+	char hex[33];
+	size_t n = 0, len;
+
+	if (!s || strlen(s) != 36)
+		return -EINVAL;
+	for (size_t i = 0; i < 36 && n < 32; i++)
+		if (s[i] != '-')
+			hex[n++] = s[i];
+	hex[n] = '\0';
+	return n == 32 && kq_hex_decode(hex, out, 16, &len) == 0 && len == 16 ? 0 : -EINVAL;
+}
+
+/*
+ * POST /v1/deep-quote (docs/deep-quote.md): every leaf's VM is running here;
+ * one quote per request, its qualifying data binding the nonce and the root.
+ */
+static void handle_deep_quote(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	static const struct json_field fields[] = {
+		{ "nonce", JSON_HEX, true, 64, offsetof(struct deep_req, nonce) },
+		{ "pcrs", JSON_OBJECT, true, 0, offsetof(struct deep_req, pcrs) },
+		{ "ima_offset", JSON_UINT64, false, 0, offsetof(struct deep_req, ima_offset) },
+		{ "agent_id", JSON_STRING, false, 64, offsetof(struct deep_req, agent_id) },
+		{ "leaves", JSON_ARRAY, true, 65536, offsetof(struct deep_req, leaves) },
+		{ 0 },
+	};
+	struct fleet *f = ud;
+	struct deep_req dr = { 0 };
+	struct quote_out q = { 0 };
+	struct json_object *body = NULL, *answers = NULL;
+	_cleanup_free_ uint8_t(*lv)[MERKLE_HASH] = NULL;
+	_cleanup_free_ long *index = NULL;
+	struct merkle_tree *t = NULL;
+	uint8_t root[MERKLE_HASH], qd[MERKLE_HASH], path[MERKLE_MAX_PROOF][MERKLE_HASH];
+	TPML_PCR_SELECTION sel;
+	size_t n, good = 0, plen;
+	struct host *h;
+	int r;
+
+	if (json_parse_body(req->body, req->body_len, 16u << 20, 5, &body) < 0) {
+		http_error(resp, 400, "bad_json", "%s", kq_errmsg());
+		goto out;
+	}
+	r = json_dispatch(body, fields, &dr, false);
+	json_object_put(body);
+	if (r < 0 || (r = parse_selection(dr.pcrs, &sel)) < 0) {
+		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		goto out;
+	}
+	if (dr.nonce.len == 0 || !dr.agent_id || !(h = find_host(f, dr.agent_id)) || h->guest) {
+		http_error(resp, dr.nonce.len == 0 ? 400 : 404, dr.nonce.len == 0 ? "bad_request" : "not_found",
+			   "an empty nonce, or no simulated host %s", dr.agent_id ? dr.agent_id : "");
+		goto out;
+	}
+	n = json_object_array_length(dr.leaves);
+	lv = xcalloc(n, sizeof(*lv));
+	index = xcalloc(n, sizeof(*index));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *l = json_object_array_get_idx(dr.leaves, i), *v;
+		uint8_t uuid[16], name[MERKLE_MAX_EK_NAME], att[32];
+		size_t name_len = 0, att_len = 0;
+
+		index[i] = -1;
+		if (!json_object_is_type(l, json_type_object) || !json_object_object_get_ex(l, "vm_uuid", &v) ||
+		    uuid_bytes(json_object_get_string(v), uuid) < 0 || !json_object_object_get_ex(l, "ek_name", &v) ||
+		    kq_hex_decode(json_object_get_string(v), name, sizeof(name), &name_len) < 0 ||
+		    !json_object_object_get_ex(l, "attest_sha256", &v) ||
+		    kq_hex_decode(json_object_get_string(v), att, sizeof(att), &att_len) < 0 || att_len != 32 ||
+		    merkle_leaf(uuid, name, name_len, att, lv[good]) < 0)
+			continue;
+		index[i] = (long)good++;
+	}
+	if (merkle_build((const uint8_t(*)[MERKLE_HASH])lv, good, &t) < 0) {
+		http_error(resp, 500, "internal", "merkle tree: %s", kq_errmsg());
+		goto out;
+	}
+	merkle_root(t, root);
+	if (merkle_qualifying_data(dr.nonce.data, dr.nonce.len, root, qd) < 0) {
+		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		goto out;
+	}
+	r = host_evidence(f, h, &sel, qd, sizeof(qd), dr.ima_offset, &q);
+	if (r == -ERANGE) {
+		http_error(resp, 409, "ima_offset_ahead", "%s", kq_errmsg());
+		goto out;
+	} else if (r < 0) {
+		http_error(resp, r == -ENOENT ? 400 : 500, r == -ENOENT ? "bad_request" : "tpm_error", "%s",
+			   r == -ENOENT ? kq_errmsg() : "the TPM could not quote");
+		goto out;
+	}
+	resp->body = evidence_json(f, h, &q, dr.ima_offset);
+	quote_out_free(&q);
+	answers = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *a = json_object_new_object(), *p;
+
+		if (index[i] < 0 || merkle_proof(t, (size_t)index[i], path, &plen) < 0) {
+			struct json_object *e = json_object_new_object();
+
+			json_object_object_add(e, "code", json_object_new_string("bad_leaf"));
+			json_object_object_add(e, "message", json_object_new_string("malformed leaf"));
+			json_object_object_add(a, "error", e);
+		} else {
+			json_object_object_add(a, "index", json_object_new_int64(index[i]));
+			p = json_object_new_array_ext((int)plen);
+			for (size_t k = 0; k < plen; k++)
+				json_object_array_add(p, json_new_hex(path[k], MERKLE_HASH));
+			json_object_object_add(a, "proof", p);
+		}
+		json_object_array_add(answers, a);
+	}
+	json_object_object_add(resp->body, "tree_size", json_object_new_int64((int64_t)good));
+	json_object_object_add(resp->body, "root", json_new_hex(root, MERKLE_HASH));
+	json_object_object_add(resp->body, "leaves", answers);
+	resp->status = 200;
+	atomic_fetch_add(&f->deep, 1);
+	atomic_fetch_add(&f->leaves, good);
+out:
+	merkle_free(t);
+	atomic_fetch_add(resp->status == 200 ? &f->served : &f->refused, 1);
+	json_dispatch_free(fields, &dr);
+}
+
 static const struct http_route routes[] = {
 	{ "POST", "/v1/quote", true, handle_quote },
+	{ "POST", "/v1/deep-quote", true, handle_deep_quote },
 };
 
 /*
@@ -887,14 +1122,156 @@ static int cmd_keygen(const char *dir, size_t n)
 
 /* ---- enrolment, as the host agent does it ---- */
 
-static void enrol(struct host *h, EVP_PKEY *ca_key, X509 *ca, const struct http_client_config *cc,
+/* TPM2_ActivateCredential with an ECC EK in software: ECDH with the ephemeral point, KDFe, then as for RSA. */
+static int ecc_activate(const struct host *h, const uint8_t *credfile, size_t len, uint8_t *secret,
+			size_t *secret_len)
+{
+	TPM2B_ID_OBJECT blob;
+	TPM2B_ENCRYPTED_SECRET es;
+	TPMS_ECC_POINT pt = { 0 };
+	uint8_t pub[65], z[32], seed[32], symkey[16], hmackey[32], hmac[32], plain[2 + 64], msg[512], iv[16] = { 0 };
+	size_t off = 0, zlen = sizeof(z), enc_len;
+	unsigned int hl;
+	int outl, r = -1;
+	EVP_PKEY *peer = NULL;
+	EVP_PKEY_CTX *pc, *dc;
+	EVP_CIPHER_CTX *c;
+	OSSL_PARAM params[3];
+	const uint8_t *enc;
+
+	if (tpm_credfile_parse(credfile, len, &blob, &es) < 0 ||
+	    Tss2_MU_TPMS_ECC_POINT_Unmarshal(es.secret, es.size, &off, &pt) != TSS2_RC_SUCCESS || pt.x.size != 32 ||
+	    pt.y.size != 32)
+		return -1;
+	pub[0] = 4;
+	memcpy(pub + 1, pt.x.buffer, 32);
+	memcpy(pub + 33, pt.y.buffer, 32);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub));
+	params[2] = OSSL_PARAM_construct_end();
+	pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!pc || EVP_PKEY_fromdata_init(pc) <= 0 || EVP_PKEY_fromdata(pc, &peer, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		EVP_PKEY_CTX_free(pc);
+		return -1;
+	}
+	EVP_PKEY_CTX_free(pc);
+	dc = EVP_PKEY_CTX_new(h->ek, NULL);
+	if (!dc || EVP_PKEY_derive_init(dc) <= 0 || EVP_PKEY_derive_set_peer(dc, peer) <= 0 ||
+	    EVP_PKEY_derive(dc, z, &zlen) <= 0 ||
+	    tpm_kdfe(KQ_ALG_SHA256, z, zlen, "IDENTITY", pt.x.buffer, 32, h->ek_pub.unique.ecc.x.buffer,
+		     h->ek_pub.unique.ecc.x.size, 256, seed) < 0) {
+		EVP_PKEY_CTX_free(dc);
+		EVP_PKEY_free(peer);
+		return -1;
+	}
+	EVP_PKEY_CTX_free(dc);
+	EVP_PKEY_free(peer);
+	tpm_kdfa(KQ_ALG_SHA256, seed, 32, "STORAGE", h->ak_name.name, h->ak_name.size, NULL, 0, 128, symkey);
+	tpm_kdfa(KQ_ALG_SHA256, seed, 32, "INTEGRITY", NULL, 0, NULL, 0, 256, hmackey);
+	if ((blob.credential[0] << 8 | blob.credential[1]) != 32 || blob.size < 2 + 32 + 2 ||
+	    (size_t)blob.size - 34 + h->ak_name.size > sizeof(msg))
+		return -1;
+	enc = blob.credential + 2 + 32;
+	enc_len = blob.size - 2 - 32;
+	memcpy(msg, enc, enc_len);
+	memcpy(msg + enc_len, h->ak_name.name, h->ak_name.size);
+	HMAC(EVP_sha256(), hmackey, 32, msg, enc_len + h->ak_name.size, hmac, &hl);
+	if (CRYPTO_memcmp(hmac, blob.credential + 2, 32) != 0 || enc_len > sizeof(plain))
+		return -1;
+	c = EVP_CIPHER_CTX_new();
+	EVP_DecryptInit_ex(c, EVP_aes_128_cfb128(), NULL, symkey, iv);
+	EVP_DecryptUpdate(c, plain, &outl, enc, (int)enc_len);
+	EVP_CIPHER_CTX_free(c);
+	if (outl >= 2 && (size_t)(plain[0] << 8 | plain[1]) == (size_t)outl - 2) {
+		*secret_len = (size_t)outl - 2;
+		memcpy(secret, plain + 2, *secret_len);
+		r = 0;
+	}
+	return r;
+}
+
+/* POST url with body (taken); dies unless 2xx. The answer, for the caller to put. */
+static struct json_object *post_ok(const struct http_client_config *cc, const char *url, struct json_object *body,
+				   const char *what)
+{
+	struct json_object *resp = NULL;
+	long status = 0;
+	int r = http_request_json(cc, "POST", url, body, &status, &resp);
+
+	json_object_put(body);
+	if (r < 0)
+		die(url);
+	if (status < 200 || status > 299) {
+		kq_err(-EPROTO, "HTTP %ld %s", status, resp ? json_object_to_json_string(resp) : "");
+		die(what);
+	}
+	return resp;
+}
+
+/*
+ * The host's vTPM-CA key, certified as the vTPM manager does it: TPM2_Certify
+ * by the host's AK over the registrar's nonce. ca_key is an RSA-2048
+ * unrestricted signing key; *ret_cert its self-signed CA certificate.
+ */
+static void certify_vtpm_ca(const struct host *h, EVP_PKEY *ca_key, const struct http_client_config *cc,
+			    const char *registrar, X509 **ret_cert)
+{
+	TPMS_ATTEST at = { .magic = TPM2_GENERATED_VALUE, .type = TPM2_ST_ATTEST_CERTIFY };
+	TPMT_PUBLIC ca;
+	uint8_t ca_pub[1024], attest[4096], sig[1024];
+	size_t ca_len, attest_len, sig_len, nlen;
+	_cleanup_free_ uint8_t *nonce = NULL;
+	struct json_object *resp, *body, *v;
+	char url[1024];
+
+	test_rsa_public(ca_key, TEST_CA_ATTRS, &ca, false);
+	ca.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+	ca_len = test_marshal_public(&ca, ca_pub, sizeof(ca_pub));
+	if (tpm_public_name(&ca, &at.attested.certify.name) < 0)
+		die("vTPM-CA name");
+	at.qualifiedSigner = h->ak_qn;
+	snprintf(url, sizeof(url), "%s/v1/agents/%s/vtpm-ca/nonce", registrar, h->id);
+	resp = post_ok(cc, url, json_object_new_object(), "vTPM-CA nonce refused");
+	if (!json_object_object_get_ex(resp, "nonce", &v) ||
+	    kq_base64_decode(json_object_get_string(v), 64, &nonce, &nlen) < 0 || nlen > sizeof(at.extraData.buffer))
+		die("vTPM-CA nonce");
+	json_object_put(resp);
+	at.extraData.size = (UINT16)nlen;
+	memcpy(at.extraData.buffer, nonce, nlen);
+	attest_len = test_sign_attest(h->ak, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+	body = json_object_new_object();
+	json_object_object_add(body, "ca_pub", json_new_base64(ca_pub, ca_len));
+	json_object_object_add(body, "attest", json_new_base64(attest, attest_len));
+	json_object_object_add(body, "signature", json_new_base64(sig, sig_len));
+	snprintf(url, sizeof(url), "%s/v1/agents/%s/vtpm-ca", registrar, h->id);
+	json_object_put(post_ok(cc, url, body, "vTPM-CA certification refused"));
+	if (x509_ca_cert_new(&(struct x509_name_spec){ .cn = "kumquat fleet-sim vTPM CA" }, 3650, ca_key, ret_cert) < 0 ||
+	    X509_sign(*ret_cert, ca_key, EVP_sha256()) <= 0)
+		die("vTPM-CA certificate");
+}
+
+/* A guest's vTPM EK certificate from its host's vTPM-CA, naming the VM and the host. */
+static X509 *guest_ek_cert(const struct host *g, const char *vm, const char *host_id, EVP_PKEY *ca_key, X509 *ca)
+{
+	struct x509_tpm_cert_spec spec = {
+		.manufacturer = "id:00001014", .model = "swtpm", .version = "id:20191023", .spec_family = "2.0",
+		.spec_revision = 164, .vm_uuid = vm, .host_id = host_id,
+	};
+	X509 *c = NULL;
+
+	if (x509_tpm_cert_new(&spec, g->ek, ca, &c) < 0 || X509_sign(c, ca_key, EVP_sha256()) <= 0)
+		die("guest EK certificate");
+	return c;
+}
+
+/* Enrols h (a host when vm is NULL, else a guest in VM vm) with its EK certificate cert (taken). */
+static void enrol(struct host *h, X509 *cert, const char *vm, const struct http_client_config *cc,
 		  const char *registrar, const char *contact)
 {
 	uint8_t ek_pub[1024], ak_pub[1024], secret[64], proof[32];
 	size_t ek_len = test_marshal_public(&h->ek_pub, ek_pub, sizeof(ek_pub));
 	size_t ak_len = test_marshal_public(&h->ak_pub, ak_pub, sizeof(ak_pub)), cred_len, slen = 0;
 	unsigned char *der = NULL;
-	X509 *cert = test_make_cert(h->ek, ca_key, ca, "");
 	int der_len = i2d_X509(cert, &der);
 	struct json_object *body = json_object_new_object(), *resp = NULL, *v, *handle;
 	_cleanup_free_ uint8_t *cred = NULL;
@@ -906,7 +1283,9 @@ static void enrol(struct host *h, EVP_PKEY *ca_key, X509 *ca, const struct http_
 	if (der_len <= 0)
 		die("EK certificate");
 	json_object_object_add(body, "id", json_object_new_string(h->id));
-	json_object_object_add(body, "kind", json_object_new_string("host"));
+	json_object_object_add(body, "kind", json_object_new_string(vm ? "guest" : "host"));
+	if (vm)
+		json_object_object_add(body, "vm_uuid", json_object_new_string(vm));
 	json_object_object_add(body, "ek_pub", json_new_base64(ek_pub, ek_len));
 	json_object_object_add(body, "ek_cert", json_new_base64(der, (size_t)der_len));
 	json_object_object_add(body, "ak_pub", json_new_base64(ak_pub, ak_len));
@@ -923,7 +1302,8 @@ static void enrol(struct host *h, EVP_PKEY *ca_key, X509 *ca, const struct http_
 		kq_err(-EPROTO, "HTTP %ld %s", status, resp ? json_object_to_json_string(resp) : "");
 		die("enrolment refused");
 	}
-	if (test_activate(h->ek, &h->ek_pub, &h->ak_name, cred, cred_len, secret, &slen) < 0 ||
+	if ((h->guest ? ecc_activate(h, cred, cred_len, secret, &slen)
+		      : test_activate(h->ek, &h->ek_pub, &h->ak_name, cred, cred_len, secret, &slen)) < 0 ||
 	    tpm_activation_proof(secret, slen, h->id, proof) < 0)
 		die("ActivateCredential in software");
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -947,8 +1327,8 @@ static void enrol(struct host *h, EVP_PKEY *ca_key, X509 *ca, const struct http_
 /* ---- serve ---- */
 
 struct serve_opts {
-	const char *dir, *listen, *cert, *key, *client_ca, *registrar, *registrar_ca;
-	size_t n, hang;
+	const char *dir, *listen, *cert, *key, *client_ca, *registrar, *registrar_ca, *guest_ids;
+	size_t n, hang, guests;
 	uint16_t port;
 	unsigned threads;
 };
@@ -988,8 +1368,10 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 	pthread_condattr_destroy(&ca_attr);
 
 	f->n_hosts = o->n;
+	f->n_guests = o->guests;
+	f->n_all = o->n + o->n * o->guests;
 	f->n_hang = o->hang;
-	f->hosts = xcalloc(o->n, sizeof(*f->hosts));
+	f->hosts = xcalloc(f->n_all, sizeof(*f->hosts));
 	for (size_t i = 0; i < o->n; i++) {
 		char ek_path[4096], ak_path[4096], id[37];
 
@@ -997,6 +1379,24 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 		key_path(ak_path, sizeof(ak_path), o->dir, i, "ak");
 		host_id(i, id);
 		host_init(f, &f->hosts[i], id, read_key(ek_path), read_key(ak_path));
+	}
+	if (o->guests) {
+		/* ids of this run (a tag that is not a host's 0000), ending in their index */
+		uint16_t tag = 0;
+		double t0 = bench_now();
+
+		while (tag == 0)
+			RAND_bytes((uint8_t *)&tag, sizeof(tag));
+		for (size_t i = o->n; i < f->n_all; i++) {
+			char id[37];
+			EVP_PKEY *ek = EVP_EC_gen("prime256v1"), *ak = EVP_EC_gen("prime256v1");
+
+			if (!ek || !ak)
+				abort();
+			snprintf(id, sizeof(id), "f1ee7000-%04x-4000-8000-%012x", (unsigned)tag, (unsigned)i);
+			host_init(f, &f->hosts[i], id, ek, ak);
+		}
+		log_info(MOD, "ECC P-256 keys for %zu guests in %.2f s", f->n_all - o->n, bench_now() - t0);
 	}
 	if (o->registrar) {
 		path_of(path, sizeof(path), o->dir, "ek-ca-key.pem");
@@ -1007,7 +1407,7 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 
 	if (http_server_start(&(struct http_server_config){ .bind_addr = o->listen, .port = o->port,
 							    .cert_file = o->cert, .key_file = o->key,
-							    .client_ca_file = o->client_ca, .max_body = 64 * 1024,
+							    .client_ca_file = o->client_ca, .max_body = 16u << 20,
 							    .threads = o->threads, .max_connections = 4096 },
 			      routes, ARRAY_SIZE(routes), f, &srv) < 0)
 		die("cannot serve");
@@ -1035,12 +1435,53 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 		snprintf(contact, sizeof(contact), "https://%s:%u", o->listen, http_server_port(srv));
 		snprintf(hang_contact, sizeof(hang_contact), "https://%s:%u", o->listen, (unsigned)f->hang_port);
 		for (size_t i = 0; i < o->n; i++)
-			enrol(&f->hosts[i], ca_key, ca, &cc, o->registrar, i < f->n_hang ? hang_contact : contact);
+			enrol(&f->hosts[i], test_make_cert(f->hosts[i].ek, ca_key, ca, ""), NULL, &cc, o->registrar,
+			      i < f->n_hang ? hang_contact : contact);
 		log_info(MOD, "enrolled %zu hosts with %s in %.2f s", o->n, o->registrar, bench_now() - t0);
+		if (o->guests) {
+			FILE *out = NULL;
+
+			t0 = bench_now();
+			if (o->guest_ids && !(out = fopen(o->guest_ids, "we")))
+				die(o->guest_ids);
+			for (size_t i = 0; i < o->n; i++) {
+				struct host *h = &f->hosts[i];
+				char vca_path[4096];
+				EVP_PKEY *vca;
+				X509 *vca_cert = NULL;
+
+				/* the host's vTPM-CA key: RSA-2048, kept with its other keys */
+				key_path(vca_path, sizeof(vca_path), o->dir, i, "vtpm-ca");
+				if (access(vca_path, R_OK) == 0) {
+					vca = read_key(vca_path);
+				} else {
+					if (!(vca = EVP_RSA_gen(2048)))
+						abort();
+					write_key(vca_path, vca);
+				}
+				certify_vtpm_ca(h, vca, &cc, o->registrar, &vca_cert);
+				for (size_t g = 0; g < o->guests; g++) {
+					struct host *gh = &f->hosts[o->n + i * o->guests + g];
+					char vm[37];
+
+					random_uuid(vm);
+					enrol(gh, guest_ek_cert(gh, vm, h->id, vca, vca_cert), vm, &cc, o->registrar,
+					      contact);
+					if (out)
+						fprintf(out, "%s %s\n", gh->id, h->id);
+				}
+				X509_free(vca_cert);
+				EVP_PKEY_free(vca);
+			}
+			if (out && fclose(out) != 0)
+				die(o->guest_ids);
+			log_info(MOD, "enrolled %zu guests (%zu per host, vTPM-CA certified) in %.2f s",
+				 f->n_all - o->n, o->guests, bench_now() - t0);
+		}
 	}
 	EVP_PKEY_free(ca_key);
 	X509_free(ca);
-	log_info(MOD, "ready: %zu hosts, IMA list %s, %zu entries, +1 every %u quotes", o->n,
+	log_info(MOD, "ready: %zu hosts, %zu guests each, IMA list %s, %zu entries, +1 every %u quotes", o->n, o->guests,
 		 f->ev.binary ? "binary" : "ascii", f->ev.n_ima, f->append_every);
 	t_ready = bench_now();
 	cpu_ready = cpu_seconds();
@@ -1056,13 +1497,14 @@ static int cmd_serve(struct fleet *f, const struct serve_opts *o)
 	http_server_stop(srv);
 	for (size_t i = 0; i < o->n; i++)
 		appended += f->hosts[i].n_app;
-	log_info(MOD, "signal %d: served %lu quotes, refused %lu, held %lu, %lu IMA entries appended;"
-		      " %.1f s, %.2f CPU s",
-		 sig, atomic_load(&f->served), atomic_load(&f->refused), atomic_load(&f->held), appended,
-		 bench_now() - t_ready, cpu_seconds() - cpu_ready);
+	log_info(MOD, "signal %d: served %lu quotes (%lu deep, %lu leaves), refused %lu, held %lu,"
+		      " %lu IMA entries appended; %.1f s, %.2f CPU s",
+		 sig, atomic_load(&f->served), atomic_load(&f->deep), atomic_load(&f->leaves),
+		 atomic_load(&f->refused), atomic_load(&f->held), appended, bench_now() - t_ready,
+		 cpu_seconds() - cpu_ready);
 	pthread_cond_destroy(&f->hang_cond);
 	pthread_mutex_destroy(&f->hang_lock);
-	for (size_t i = 0; i < o->n; i++)
+	for (size_t i = 0; i < f->n_all; i++)
 		host_free(&f->hosts[i]);
 	free(f->hosts);
 	return 0;
@@ -1352,7 +1794,7 @@ static int cmd_selftest(void)
 	st_real_pcrs(&f.ev);
 
 	f.t0 = bench_now();
-	f.n_hosts = 1;
+	f.n_hosts = f.n_all = 1;
 	f.hosts = h = xcalloc(1, sizeof(*h));
 	host_init(&f, h, "f1ee7000-0000-4000-8000-000000000000", EVP_RSA_gen(2048), EVP_RSA_gen(2048));
 
@@ -1436,6 +1878,7 @@ static void usage(FILE *out)
 	      "                       [--registrar URL --registrar-ca PEM] [--listen ADDR] [--port P]\n"
 	      "                       [--threads T] [--ima-format binary|ascii] [--ima-append-every K]\n"
 	      "                       [--ima-max-append M] [--hang K [--hang-ms MS]]\n"
+	      "                       [--guests G [--guest-ids FILE]]\n"
 	      "       fleet-sim selftest\n"
 	      "Simulated host agents with software TPM keys serving real evidence (see the top of fleet-sim.c).\n"
 	      "Reads the test data from $KQ_TESTDATA.\n",
@@ -1472,6 +1915,8 @@ int main(int argc, char **argv)
 		{ "ima-max-append", required_argument, NULL, 'm' },
 		{ "hang", required_argument, NULL, 'H' },
 		{ "hang-ms", required_argument, NULL, 'T' },
+		{ "guests", required_argument, NULL, 'G' },
+		{ "guest-ids", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1505,6 +1950,8 @@ int main(int argc, char **argv)
 		case 'a': f.append_every = (unsigned)num_arg("ima-append-every", optarg, 0, 1u << 20); break;
 		case 'm': f.max_append = num_arg("ima-max-append", optarg, 0, 1u << 20); break;
 		case 'H': so.hang = num_arg("hang", optarg, 0, MAX_HOSTS); break;
+		case 'G': so.guests = num_arg("guests", optarg, 0, MAX_GUESTS); break;
+		case 'I': so.guest_ids = optarg; break;
 		case 'T': f.hang_ms = (unsigned)num_arg("hang-ms", optarg, 1, 3600 * 1000); break;
 		case 'f':
 			if (strcmp(optarg, "binary") != 0 && strcmp(optarg, "ascii") != 0) {
@@ -1537,6 +1984,10 @@ int main(int argc, char **argv)
 		if (!so.dir || !so.n || !so.cert || !so.key || !so.client_ca || !so.registrar != !so.registrar_ca) {
 			fprintf(stderr, "fleet-sim serve: --dir, --hosts, --cert, --key and --client-ca are required,"
 					" --registrar with --registrar-ca\n");
+			return 2;
+		}
+		if (so.guests && (!so.registrar || so.n * (so.guests + 1) > 1000000)) {
+			fprintf(stderr, "fleet-sim serve: --guests needs --registrar, and at most 1,000,000 agents\n");
 			return 2;
 		}
 		if (so.hang > so.n) {
