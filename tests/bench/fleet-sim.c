@@ -88,6 +88,7 @@
 #include "evlog/evlog.h"
 #include "http/http.h"
 #include "ima/ima.h"
+#include "evidence/evidence.h"
 #include "json/json.h"
 #include "log/log.h"
 #include "merkle/merkle.h"
@@ -584,44 +585,6 @@ static struct json_object *evidence_json(const struct fleet *f, const struct hos
 	return out;
 }
 
-/* {"sha256": [0, 1, ...], ...} as a TPML_PCR_SELECTION, as the host agent reads it. */
-static int parse_selection(struct json_object *o, TPML_PCR_SELECTION *sel)
-{
-	memset(sel, 0, sizeof(*sel));
-	if (!json_object_is_type(o, json_type_object))
-		return kq_err(-EINVAL, "field 'pcrs': must be an object of bank: [PCR numbers]");
-	json_object_object_foreach(o, bank, list) {
-		uint16_t alg = kq_hash_from_name(bank);
-		TPMS_PCR_SELECTION *s;
-
-		if (!alg)
-			return kq_err(-EINVAL, "field 'pcrs': unknown bank '%.16s'", bank);
-		if (sel->count >= TPM_MAX_BANKS)
-			return kq_err(-EINVAL, "field 'pcrs': too many banks");
-		for (uint32_t i = 0; i < sel->count; i++)
-			if (sel->pcrSelections[i].hash == alg)
-				return kq_err(-EINVAL, "field 'pcrs': bank %s twice", bank);
-		if (!json_object_is_type(list, json_type_array) || json_object_array_length(list) == 0 ||
-		    json_object_array_length(list) > TPM_NUM_PCRS)
-			return kq_err(-EINVAL, "field 'pcrs': %s must list 1 to 24 PCRs", bank);
-		s = &sel->pcrSelections[sel->count++];
-		s->hash = alg;
-		s->sizeofSelect = 3;
-		for (size_t i = 0; i < json_object_array_length(list); i++) {
-			struct json_object *v = json_object_array_get_idx(list, i);
-			int64_t p;
-
-			if (!json_object_is_type(v, json_type_int) || (p = json_object_get_int64(v)) < 0 ||
-			    p >= TPM_NUM_PCRS)
-				return kq_err(-EINVAL, "field 'pcrs': %s: PCR numbers are 0 to 23", bank);
-			s->pcrSelect[p / 8] |= (uint8_t)(1u << (p % 8));
-		}
-	}
-	if (sel->count == 0)
-		return kq_err(-EINVAL, "field 'pcrs': no PCRs selected");
-	return 0;
-}
-
 /* Ids end in their index in f->hosts (12 hex digits): no search, even for 10,000 guests. */
 static struct host *find_host(struct fleet *f, const char *id)
 {
@@ -665,7 +628,7 @@ static void handle_quote(const struct http_request *req, struct http_response *r
 	}
 	r = json_dispatch(body, fields, &qr, false);
 	json_object_put(body);
-	if (r < 0 || (r = parse_selection(qr.pcrs, &sel)) < 0) {
+	if (r < 0 || (r = evidence_parse_selection(qr.pcrs, &sel)) < 0) {
 		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
 		goto out;
 	}
@@ -755,7 +718,7 @@ static void handle_deep_quote(const struct http_request *req, struct http_respon
 	}
 	r = json_dispatch(body, fields, &dr, false);
 	json_object_put(body);
-	if (r < 0 || (r = parse_selection(dr.pcrs, &sel)) < 0) {
+	if (r < 0 || (r = evidence_parse_selection(dr.pcrs, &sel)) < 0) {
 		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
 		goto out;
 	}
