@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -525,5 +527,126 @@ int attest_host(const struct attest_policy *pol, EVP_PKEY *ak, const uint8_t *no
 	}
 done:
 	*ret = w->v;
+	return 0;
+}
+
+/* ---- the compact form of attest_state ---- */
+
+#define PACK_MAGIC "KQS2"
+#define PACK_V1_MAGIC 0x4b515331u /* "KQS1": the whole struct as this build laid it out */
+
+struct pack_v1_header {
+	uint32_t magic;
+	uint32_t size;
+};
+
+static void put_u32(uint8_t **p, uint32_t v)
+{
+	for (unsigned i = 0; i < 4; i++)
+		*(*p)++ = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t **p, uint64_t v)
+{
+	for (unsigned i = 0; i < 8; i++)
+		*(*p)++ = (uint8_t)(v >> (8 * i));
+}
+
+static bool digest_zero(const uint8_t *d)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < KQ_MAX_DIGEST; i++)
+		acc |= d[i];
+	return acc == 0;
+}
+
+int attest_state_pack(const struct attest_state *st, uint8_t **ret, size_t *ret_len)
+{
+	const struct ima_replay_state *ima = &st->ima;
+	size_t blen = strnlen(st->boot_id, ATTEST_MAX_BOOT_ID), n_digests = 0, len;
+	uint32_t mask[IMA_NUM_BANKS] = { 0 };
+	uint8_t *buf, *p;
+
+	for (unsigned b = 0; b < IMA_NUM_BANKS; b++)
+		for (unsigned i = 0; i < IMA_NUM_PCRS; i++)
+			if (!digest_zero(ima->pcr[i][b])) {
+				mask[b] |= 1u << i;
+				n_digests++;
+			}
+	len = 4 + 1 + 8 + 4 + 4 + 1 + blen + 8 + 4 + 4 + 8 + 8 + 8 + 4 * IMA_NUM_BANKS + n_digests * KQ_MAX_DIGEST;
+	p = buf = malloc(len);
+	if (!buf)
+		return kq_err(-ENOMEM, "out of memory");
+	memcpy(p, PACK_MAGIC, 4);
+	p += 4;
+	*p++ = st->have_quote ? 1 : 0;
+	put_u64(&p, st->clock);
+	put_u32(&p, st->reset_count);
+	put_u32(&p, st->restart_count);
+	*p++ = (uint8_t)blen;
+	memcpy(p, st->boot_id, blen);
+	p += blen;
+	put_u64(&p, ima->next_index);
+	put_u32(&p, ima->banks);
+	put_u32(&p, ima->pcrs_used);
+	put_u64(&p, ima->violations);
+	put_u64(&p, ima->bad_entries);
+	put_u64(&p, ima->first_bad);
+	for (unsigned b = 0; b < IMA_NUM_BANKS; b++)
+		put_u32(&p, mask[b]);
+	for (unsigned b = 0; b < IMA_NUM_BANKS; b++)
+		for (unsigned i = 0; i < IMA_NUM_PCRS; i++)
+			if (mask[b] & (1u << i)) {
+				memcpy(p, ima->pcr[i][b], KQ_MAX_DIGEST);
+				p += KQ_MAX_DIGEST;
+			}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+int attest_state_unpack(const uint8_t *buf, size_t len, struct attest_state *ret)
+{
+	struct attest_state st = { 0 };
+	struct kq_cur c = kq_cur_init(buf, len);
+	uint32_t mask[IMA_NUM_BANKS];
+	uint8_t have, blen;
+	int r = 0;
+
+	if (!buf)
+		return kq_err(-EBADMSG, "no replay state");
+	if (len == sizeof(struct pack_v1_header) + sizeof(st)) {
+		struct pack_v1_header h;
+
+		memcpy(&h, buf, sizeof(h));
+		if (h.magic == PACK_V1_MAGIC && h.size == sizeof(st)) {
+			memcpy(&st, buf + sizeof(h), sizeof(st));
+			st.boot_id[ATTEST_MAX_BOOT_ID] = '\0';
+			*ret = st;
+			return 0;
+		}
+	}
+	if (len < 4 || memcmp(buf, PACK_MAGIC, 4) != 0)
+		return kq_err(-EBADMSG, "the replay state is of an unknown format");
+	kq_cur_skip(&c, 4);
+	if ((r = kq_cur_u8(&c, &have)) < 0 || have > 1 || (r = kq_cur_u64le(&c, &st.clock)) < 0 ||
+	    (r = kq_cur_u32le(&c, &st.reset_count)) < 0 || (r = kq_cur_u32le(&c, &st.restart_count)) < 0 ||
+	    (r = kq_cur_u8(&c, &blen)) < 0 || blen > ATTEST_MAX_BOOT_ID || (r = kq_cur_copy(&c, st.boot_id, blen)) < 0 ||
+	    (r = kq_cur_u64le(&c, &st.ima.next_index)) < 0 || (r = kq_cur_u32le(&c, &st.ima.banks)) < 0 ||
+	    (r = kq_cur_u32le(&c, &st.ima.pcrs_used)) < 0 || (r = kq_cur_u64le(&c, &st.ima.violations)) < 0 ||
+	    (r = kq_cur_u64le(&c, &st.ima.bad_entries)) < 0 || (r = kq_cur_u64le(&c, &st.ima.first_bad)) < 0)
+		return kq_err(-EBADMSG, "the replay state is truncated or malformed");
+	st.have_quote = have;
+	for (unsigned b = 0; b < IMA_NUM_BANKS; b++)
+		if (kq_cur_u32le(&c, &mask[b]) < 0 || (IMA_NUM_PCRS < 32 && (mask[b] >> IMA_NUM_PCRS) != 0))
+			return kq_err(-EBADMSG, "the replay state is truncated or malformed");
+	for (unsigned b = 0; b < IMA_NUM_BANKS; b++)
+		for (unsigned i = 0; i < IMA_NUM_PCRS; i++)
+			if ((mask[b] & (1u << i)) && kq_cur_copy(&c, st.ima.pcr[i][b], KQ_MAX_DIGEST) < 0)
+				return kq_err(-EBADMSG, "the replay state is truncated");
+	if (kq_cur_left(&c) != 0)
+		return kq_err(-EBADMSG, "the replay state has trailing bytes");
+	*ret = st;
 	return 0;
 }

@@ -67,6 +67,16 @@ struct attest_state {
 	struct ima_replay_state ima;  /* running PCR values, next entry index */
 };
 
+/*
+ * The compact, portable form of a state (little-endian fields; only the IMA
+ * PCR values that are not zero), as the verifier keeps it per agent and
+ * stores it: a few hundred bytes instead of the struct's 6 KB. unpack also
+ * reads the form earlier versions stored (the struct's bytes behind a
+ * "KQS1" header, when laid out as in this build). -EBADMSG for anything else.
+ */
+int attest_state_pack(const struct attest_state *st, uint8_t **ret, size_t *ret_len);
+int attest_state_unpack(const uint8_t *buf, size_t len, struct attest_state *ret);
+
 struct attest_policy {
 	const struct tpm_pcrs *static_pcrs; /* NULL: none; values that must match */
 	const struct mbpolicy *mb;          /* NULL: none (the log must still explain mb_pcrs) */

@@ -32,6 +32,7 @@ struct agent_rt {
 	struct policy *pol[3];   /* pcr, mb, ima */
 	char load_error[256];    /* why the AK or a policy could not be loaded, "" if fine */
 	int64_t due_ms;
+	int64_t started_ms;      /* when its last round began: the next is due an interval later */
 	unsigned failures;       /* transport failures in a row */
 	bool from_zero;          /* this round asks for the IMA list from entry 0 */
 	struct transfer *xfer;   /* the round in flight, or NULL */
@@ -49,6 +50,7 @@ struct gslot {
 	struct transfer *x;      /* in flight */
 	uint8_t *buf;            /* the guest's 200 answer, once it came */
 	size_t len;
+	struct json_object *ev;  /* buf parsed (for its leaf), handed on to the worker */
 	uint8_t nonce[VERIFIER_NONCE_LEN];
 	TPML_PCR_SELECTION asked;
 	uint64_t ima_offset;
@@ -106,10 +108,14 @@ struct job {
 	uint64_t ima_offset;
 	uint8_t *buf;
 	size_t len;
-	/* the outcome */
-	enum { JOB_RECORDED, JOB_NEW_BOOT, JOB_RETRY, JOB_STALE } outcome;
+	struct json_object *ev;  /* a guest's evidence, parsed when its leaf was made (or NULL) */
+	/* the verdict, then what storing it gave */
 	enum agent_state new_state;
-	bool pass;
+	bool evaluated, pass, judged;
+	struct json_object *reasons;
+	uint8_t *st_blob;        /* the new replay state (attest_state_pack), when it passed */
+	size_t st_len;
+	enum { JOB_RECORDED, JOB_NEW_BOOT, JOB_RETRY, JOB_STALE } outcome;
 	/* a deep round: this job is the host, guests[] are judged with it */
 	struct job *guests;
 	size_t n_guests;
@@ -126,6 +132,9 @@ static void job_clear(struct job *j)
 	for (unsigned i = 0; i < 3; i++)
 		policy_unref(j->pol[i]);
 	free(j->buf);
+	json_object_put(j->ev);
+	json_object_put(j->reasons);
+	free(j->st_blob);
 	for (size_t i = 0; i < j->n_guests; i++)
 		job_clear(&j->guests[i]);
 	free(j->guests);
@@ -230,6 +239,20 @@ static void index_rebuild(struct loop *l)
 		l->index[k] = i;
 	}
 	l->index_dirty = false;
+}
+
+/* An agent appended at position i: into the index while it stays at most half full, else rebuilt on next use. */
+static void index_add(struct loop *l, size_t i)
+{
+	size_t k;
+
+	if (l->index_dirty || !l->index_cap || 2 * l->n_agents + 2 > l->index_cap) {
+		l->index_dirty = true;
+		return;
+	}
+	for (k = id_hash(l->agents[i]->row.id) & (l->index_cap - 1); l->index[k] != SIZE_MAX; k = (k + 1) & (l->index_cap - 1))
+		;
+	l->index[k] = i;
 }
 
 static struct agent_rt *find_agent(struct loop *l, const char *id, size_t *ret_idx)
@@ -346,7 +369,7 @@ static void reload_agent(struct loop *l, const char *id)
 		}
 		a->due_ms = verifier_mono_ms();
 		l->agents[l->n_agents++] = a;
-		l->index_dirty = true;
+		index_add(l, l->n_agents - 1);
 	}
 }
 
@@ -436,56 +459,104 @@ static struct json_object *reason(const char *component, const char *code, int64
 	return o;
 }
 
+/* A state change, logged (once stored). */
+static void log_change(struct loop *l, const char *id, enum agent_state old, enum agent_state state,
+		       struct json_object *reasons)
+{
+	struct json_object *first = json_object_array_length(reasons) ? json_object_array_get_idx(reasons, 0) : NULL;
+	struct json_object *m = NULL;
+
+	if (first)
+		json_object_object_get_ex(first, "message", &m);
+	log_msg(state == AGENT_ATTESTING ? LOG_INFO : LOG_WARN, MOD, "agent %s: %s -> %s%s%s", id,
+		agent_state_name(old), agent_state_name(state), m ? ": " : "", m ? json_object_get_string(m) : "");
+	atomic_store(&l->outbox_kick, true);
+}
+
 /*
- * Stores an outcome for agent id at generation gen and logs a state change.
- * Thread-safe (the loop and the workers call it). Returns store_round's
- * result: -ESTALE / -ENOENT when the agent changed or went meanwhile.
+ * On a worker: the verdict of a job. reasons is taken; a passing verdict's
+ * replay state (j->st) is packed to be stored and kept.
  */
-static int store_outcome(struct loop *l, const char *id, int64_t gen, enum agent_state old, enum agent_state state,
-			 bool evaluated, bool pass, struct json_object *reasons, const struct attest_state *st)
+static void job_verdict(struct job *j, bool pass, struct json_object *reasons)
+{
+	j->judged = true;
+	j->evaluated = true;
+	j->pass = pass;
+	j->new_state = pass ? AGENT_ATTESTING : AGENT_FAILED;
+	json_object_put(j->reasons);
+	j->reasons = reasons;
+	free(j->st_blob);
+	j->st_blob = NULL;
+	if (pass && attest_state_pack(&j->st, &j->st_blob, &j->st_len) < 0) {
+		/* not stored: the round is tried again */
+		log_error(MOD, "agent %s: %s", j->id, kq_errmsg());
+		j->judged = false;
+	}
+}
+
+/*
+ * On a worker: stores the verdicts of jobs (a host and its guests) in one
+ * transaction; each job's outcome says whether its agent took it.
+ */
+static void store_jobs(struct loop *l, struct job **jobs, size_t n)
+{
+	_cleanup_free_ struct round_item *items = calloc(n ? n : 1, sizeof(*items));
+	_cleanup_free_ size_t *which = calloc(n ? n : 1, sizeof(*which));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		jobs[i]->outcome = JOB_RETRY;
+	if (!items || !which) {
+		log_error(MOD, "out of memory storing %zu verdicts", n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = jobs[i];
+
+		if (!j->judged)
+			continue;
+		items[k] = (struct round_item){
+			.id = j->id, .gen = j->gen,
+			.res = { .state = j->new_state, .evaluated = j->evaluated, .pass = j->pass,
+				 .reasons = j->reasons, .st = j->st_blob, .st_len = j->st_len,
+				 .history_max = l->cfg->history_max },
+		};
+		which[k++] = i;
+	}
+	if (k && store_rounds(l->db, l->nt, items, k) < 0)
+		log_error(MOD, "cannot record %zu verdicts: %s", k, kq_errmsg());
+	for (size_t i = 0; i < k; i++) {
+		struct job *j = jobs[which[i]];
+		int r = items[i].ret;
+
+		j->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
+		if (r == 0 && items[i].changed)
+			log_change(l, j->id, j->state_before, j->new_state, j->reasons);
+	}
+}
+
+/* On the loop thread: stores an outcome without a verdict; the in-memory row follows only if the database took it. */
+static void record(struct loop *l, struct agent_rt *a, enum agent_state state, bool evaluated, bool pass,
+		   struct json_object *reasons)
 {
 	struct round_result res = {
-		.state = state, .evaluated = evaluated, .pass = pass, .reasons = reasons, .st = st,
+		.state = state, .evaluated = evaluated, .pass = pass, .reasons = reasons,
 		.history_max = l->cfg->history_max,
 	};
 	bool changed = false;
-	int r = store_round(l->db, l->nt, id, gen, &res, &changed);
-
-	if (r < 0) {
-		if (r != -ESTALE && r != -ENOENT)
-			log_error(MOD, "agent %s: cannot record the round: %s", id, kq_errmsg());
-		return r;
-	}
-	if (changed) {
-		struct json_object *first = json_object_array_length(reasons) ? json_object_array_get_idx(reasons, 0) : NULL;
-		struct json_object *m = NULL;
-
-		if (first)
-			json_object_object_get_ex(first, "message", &m);
-		log_msg(state == AGENT_ATTESTING ? LOG_INFO : LOG_WARN, MOD, "agent %s: %s -> %s%s%s", id,
-			agent_state_name(old), agent_state_name(state), m ? ": " : "", m ? json_object_get_string(m) : "");
-		atomic_store(&l->outbox_kick, true);
-	}
-	return 0;
-}
-
-/* On the loop thread: stores the outcome; the in-memory row follows only if the database took it. */
-static void record(struct loop *l, struct agent_rt *a, enum agent_state state, bool evaluated, bool pass,
-		   struct json_object *reasons, const struct attest_state *st)
-{
-	int r = store_outcome(l, a->row.id, a->row.generation, a->row.state, state, evaluated, pass, reasons, st);
+	int r = store_round(l->db, l->nt, a->row.id, a->row.generation, &res, &changed);
 
 	if (r == -ESTALE || r == -ENOENT) {
 		loop_changed(l, a->row.id);
 		return;
 	}
-	if (r < 0)
+	if (r < 0) {
+		log_error(MOD, "agent %s: cannot record the round: %s", a->row.id, kq_errmsg());
 		return;
-	a->row.state = state;
-	if (st) {
-		*a->row.st = *st;
-		a->row.have_state = true;
 	}
+	if (changed)
+		log_change(l, a->row.id, a->row.state, state, reasons);
+	a->row.state = state;
 }
 
 static void transport_failure(struct loop *l, struct agent_rt *a, const char *code, const char *fmt, ...)
@@ -509,7 +580,7 @@ static void transport_failure(struct loop *l, struct agent_rt *a, const char *co
 		struct json_object *rs = json_object_new_array();
 
 		json_object_array_add(rs, reason("transport", code, -1, msg));
-		record(l, a, AGENT_UNREACHABLE, false, false, rs, NULL);
+		record(l, a, AGENT_UNREACHABLE, false, false, rs);
 		json_object_put(rs);
 	}
 }
@@ -553,7 +624,9 @@ static CURL *new_easy(struct loop *l, struct transfer *x, const char *url, const
 	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_WRITEDATA, x) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK) {
+	    curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK ||
+	    /* requests are small JSON bodies: the smallest upload buffer (not 64 KB per transfer in flight) */
+	    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK) {
 		curl_easy_cleanup(e);
 		return NULL;
 	}
@@ -623,7 +696,7 @@ static void start_round(struct loop *l, struct agent_rt *a)
 	x->agent = a;
 	x->max = l->cfg->max_evidence;
 	selection(a, &x->asked);
-	x->ima_offset = a->from_zero || !a->row.have_state ? 0 : a->row.st->ima.next_index;
+	x->ima_offset = a->from_zero ? 0 : a->row.ima_next;
 	kq_hex_encode(x->nonce, sizeof(x->nonce), hex);
 	req = json_object_new_object();
 	json_object_object_add(req, "nonce", json_object_new_string(hex));
@@ -711,15 +784,11 @@ static void run_job(struct loop *l, struct job *j)
 		log_error(MOD, "agent %s: out of memory", j->id);
 		return;
 	}
-	if (!j->have_state)
-		memset(&j->st, 0, sizeof(j->st));
 	if (json_parse_body(j->buf, j->len, l->cfg->max_evidence, 8, &ev) < 0) {
 		rs = json_object_new_array();
 		json_object_array_add(rs, reason("quote", "malformed", -1, "the evidence is not a JSON document"));
-		j->new_state = AGENT_FAILED;
-		r = store_outcome(l, j->id, j->gen, j->state_before, AGENT_FAILED, true, false, rs, NULL);
-		j->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
-		json_object_put(rs);
+		job_verdict(j, false, rs);
+		store_jobs(l, &j, 1);
 		return;
 	}
 	/* a new boot restarts the IMA list: ask for all of it before judging (the quote still decides) */
@@ -737,12 +806,8 @@ static void run_job(struct loop *l, struct job *j)
 		log_error(MOD, "agent %s: evaluation failed: %s", j->id, kq_errmsg());
 		return;
 	}
-	rs = verdict_reasons(v);
-	j->pass = v->pass;
-	j->new_state = v->pass ? AGENT_ATTESTING : AGENT_FAILED;
-	r = store_outcome(l, j->id, j->gen, j->state_before, j->new_state, true, v->pass, rs, v->pass ? &j->st : NULL);
-	j->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
-	json_object_put(rs);
+	job_verdict(j, v->pass, verdict_reasons(v));
+	store_jobs(l, &j, 1);
 }
 
 /* {"error": {"code", "message"}} of a refused leaf, as a guest's reason. */
@@ -779,7 +844,7 @@ static bool read_proof(struct json_object *arr, uint8_t path[][MERKLE_HASH], siz
 	return true;
 }
 
-/* Judges one guest of a deep round whose host passed; reasons go to rs. */
+/* Judges one guest of a deep round whose host passed (job_verdict; stored with its host's). */
 static void judge_guest(struct loop *l, struct job *g, struct json_object *leaves, uint64_t tree_size,
 			const uint8_t root[MERKLE_HASH])
 {
@@ -788,54 +853,47 @@ static void judge_guest(struct loop *l, struct job *g, struct json_object *leave
 		.mb = g->pol[1] ? policy_mb(g->pol[1]) : NULL,
 		.ima = g->pol[2] ? policy_ima(g->pol[2]) : NULL,
 	};
-	_cleanup_free_ struct attest_verdict *v = malloc(sizeof(*v));
-	struct json_object *rs = json_object_new_array(), *ev = NULL, *entry, *idx, *proof;
+	struct attest_verdict *v = NULL;
+	struct json_object *rs = json_object_new_array(), *entry, *idx, *proof;
 	uint8_t path[MERKLE_MAX_PROOF][MERKLE_HASH];
 	size_t plen = 0;
-	bool pass = false;
 	int r;
 
-	if (!g->have_state)
-		memset(&g->st, 0, sizeof(g->st));
-	if (!v)
-		goto record;
 	if (!g->leaf_ok || g->leaf_index < 0 || !leaves ||
 	    (size_t)g->leaf_index >= json_object_array_length(leaves)) {
 		json_object_array_add(rs, reason("quote", "malformed", -1, "the guest's evidence holds no usable quote"));
-		goto record;
+		goto failed;
 	}
 	entry = json_object_array_get_idx(leaves, (size_t)g->leaf_index);
 	if (!json_object_object_get_ex(entry, "index", &idx) || !json_object_is_type(idx, json_type_int) ||
 	    !json_object_object_get_ex(entry, "proof", &proof)) {
 		json_object_array_add(rs, leaf_refusal(entry));
-		goto record;
+		goto failed;
 	}
 	if (!read_proof(proof, path, &plen) || json_object_get_int64(idx) < 0 ||
 	    merkle_verify(g->leaf, (size_t)json_object_get_int64(idx), (size_t)tree_size, path, plen, root) != 0) {
 		json_object_array_add(rs, reason("deep_quote", "bad_proof", -1,
 						 "the guest's quote is not in the tree the host's TPM signed"));
-		goto record;
+		goto failed;
 	}
-	if (json_parse_body(g->buf, g->len, l->cfg->max_evidence, 8, &ev) < 0) {
+	/* parsed once, on the loop thread, to make its leaf */
+	if (!g->ev && json_parse_body(g->buf, g->len, l->cfg->max_evidence, 8, &g->ev) < 0) {
 		json_object_array_add(rs, reason("quote", "malformed", -1, "the evidence is not a JSON document"));
-		goto record;
+		goto failed;
 	}
-	r = attest_host(&pol, g->ak, g->nonce, sizeof(g->nonce), &g->asked, ev, &g->st, v);
-	json_object_put(ev);
-	if (r < 0) {
-		g->outcome = JOB_RETRY;
+	v = malloc(sizeof(*v));
+	if (!v) {
 		json_object_put(rs);
-		return;
+		return; /* not judged: tried again */
 	}
+	r = attest_host(&pol, g->ak, g->nonce, sizeof(g->nonce), &g->asked, g->ev, &g->st, v);
 	json_object_put(rs);
-	rs = verdict_reasons(v);
-	pass = v->pass;
-record:
-	g->pass = pass;
-	g->new_state = pass ? AGENT_ATTESTING : AGENT_FAILED;
-	r = store_outcome(l, g->id, g->gen, g->state_before, g->new_state, true, pass, rs, pass ? &g->st : NULL);
-	g->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
-	json_object_put(rs);
+	if (r == 0)
+		job_verdict(g, v->pass, verdict_reasons(v));
+	free(v);
+	return;
+failed:
+	job_verdict(g, false, rs);
 }
 
 /* On a worker: the host's deep quote, then each guest under it. */
@@ -855,10 +913,10 @@ static void run_deep_job(struct loop *l, struct job *j)
 	int r;
 
 	j->outcome = JOB_RETRY;
+	for (size_t i = 0; i < j->n_guests; i++)
+		j->guests[i].outcome = JOB_RETRY;
 	if (!v)
 		return;
-	if (!j->have_state)
-		memset(&j->st, 0, sizeof(j->st));
 	/* an answer holds an object and a proof array per leaf */
 	if (json_parse_body_containers(j->buf, j->len, l->cfg->max_evidence, 8, 2 * 65536 + 64, &ev) == 0 &&
 	    json_object_object_get_ex(ev, "root", &o) && json_object_is_type(o, json_type_string)) {
@@ -906,11 +964,7 @@ static void run_deep_job(struct loop *l, struct job *j)
 		if (json_object_object_get_ex(first, "component", &c) && json_object_object_get_ex(first, "code", &m))
 			snprintf(host_reason, sizeof(host_reason), "%s/%s", json_object_get_string(c), json_object_get_string(m));
 	}
-	j->pass = host_pass;
-	j->new_state = host_pass ? AGENT_ATTESTING : AGENT_FAILED;
-	r = store_outcome(l, j->id, j->gen, j->state_before, j->new_state, true, host_pass, rs, host_pass ? &j->st : NULL);
-	j->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
-	json_object_put(rs);
+	job_verdict(j, host_pass, rs);
 
 	for (size_t i = 0; i < j->n_guests; i++) {
 		struct job *g = &j->guests[i];
@@ -922,16 +976,26 @@ static void run_deep_job(struct loop *l, struct job *j)
 
 			snprintf(msg, sizeof(msg), "host %s failed attestation (%s)", j->id, host_reason);
 			json_object_array_add(grs, reason("host", "host_failed", -1, msg));
-			g->new_state = AGENT_FAILED;
-			g->pass = false;
-			r = store_outcome(l, g->id, g->gen, g->state_before, AGENT_FAILED, true, false, grs, NULL);
-			g->outcome = r == 0 ? JOB_RECORDED : r == -ESTALE || r == -ENOENT ? JOB_STALE : JOB_RETRY;
-			json_object_put(grs);
+			job_verdict(g, false, grs);
 			continue;
 		}
 		judge_guest(l, g, leaves, tree_size, root);
 	}
 	json_object_put(ev);
+
+	/* the host and its guests in one transaction */
+	{
+		_cleanup_free_ struct job **all = calloc(j->n_guests + 1, sizeof(*all));
+
+		if (!all) {
+			log_error(MOD, "agent %s: out of memory", j->id);
+			return;
+		}
+		all[0] = j;
+		for (size_t i = 0; i < j->n_guests; i++)
+			all[i + 1] = &j->guests[i];
+		store_jobs(l, all, j->n_guests + 1);
+	}
 }
 
 static void *worker(void *ud)
@@ -983,8 +1047,10 @@ static bool job_fill(struct job *j, struct agent_rt *a, const uint8_t *nonce, co
 		if (j->pol[i])
 			policy_ref(j->pol[i]);
 	}
-	j->st = *a->row.st;
-	j->have_state = a->row.have_state;
+	/* a stored state that does not read counts as none: the agent starts afresh */
+	j->have_state = a->row.have_state && attest_state_unpack(a->row.st, a->row.st_len, &j->st) == 0;
+	if (!j->have_state)
+		memset(&j->st, 0, sizeof(j->st));
 	j->from_zero = a->from_zero;
 	memcpy(j->nonce, nonce, sizeof(j->nonce));
 	j->asked = *asked;
@@ -1039,13 +1105,19 @@ static void apply_job(struct loop *l, struct job *j)
 		break;
 	case JOB_RECORDED:
 		a->row.state = j->new_state;
-		if (j->pass) {
-			*a->row.st = j->st;
+		if (j->pass && j->st_blob) {
+			free(a->row.st);
+			a->row.st = TAKE_PTR(j->st_blob);
+			a->row.st_len = j->st_len;
+			a->row.ima_next = j->st.ima.next_index;
 			a->row.have_state = true;
 		}
 		a->from_zero = false;
 		a->failures = 0;
-		a->due_ms = now + (int64_t)a->row.interval * 1000;
+		/* every interval from start to start, however long the round took (at once if longer) */
+		a->due_ms = a->started_ms + (int64_t)a->row.interval * 1000;
+		if (a->due_ms < now)
+			a->due_ms = now;
 		break;
 	case JOB_STALE:
 		loop_changed(l, j->id);
@@ -1121,6 +1193,7 @@ static void round_free(struct loop *l, struct hround *hr)
 			l->in_flight--;
 		}
 		free(s->buf);
+		json_object_put(s->ev);
 		if (s->g && s->g->round == hr)
 			s->g->round = NULL;
 	}
@@ -1212,7 +1285,7 @@ static bool start_deep_round(struct loop *l, struct agent_rt *host)
 		if (RAND_bytes(slot->nonce, sizeof(slot->nonce)) != 1)
 			continue;
 		selection(g, &slot->asked);
-		slot->ima_offset = g->from_zero || !g->row.have_state ? 0 : g->row.st->ima.next_index;
+		slot->ima_offset = g->from_zero ? 0 : g->row.ima_next;
 		req = evidence_request(g, slot->nonce, &slot->asked, slot->ima_offset);
 		slot->x = new_xfer(l, XFER_GUEST, g, req, "/v1/quote");
 		json_object_put(req);
@@ -1247,7 +1320,9 @@ static bool guest_leaf(struct loop *l, struct gslot *s)
 	    kq_hash(KQ_ALG_SHA256, msg, len, s->attest_sha256) == 0 &&
 	    merkle_leaf(s->g->row.vm_uuid, s->g->row.ek_name, s->g->row.ek_name_len, s->attest_sha256, s->leaf) == 0)
 		ok = true;
-	json_object_put(ev);
+	/* the worker judges the same document */
+	json_object_put(s->ev);
+	s->ev = ev;
 	return ok;
 }
 
@@ -1284,7 +1359,7 @@ static void send_deep(struct loop *l, struct hround *hr)
 		return;
 	}
 	selection(host, &hr->host_asked);
-	hr->host_ima_offset = host->from_zero || !host->row.have_state ? 0 : host->row.st->ima.next_index;
+	hr->host_ima_offset = host->from_zero ? 0 : host->row.ima_next;
 	req = evidence_request(host, hr->host_nonce, &hr->host_asked, hr->host_ima_offset);
 	json_object_object_add(req, "leaves", leaves);
 	hr->deep = new_xfer(l, XFER_DEEP, host, req, "/v1/deep-quote");
@@ -1326,6 +1401,8 @@ static void round_leave(struct loop *l, struct agent_rt *a)
 		}
 		free(s->buf);
 		s->buf = NULL;
+		json_object_put(s->ev);
+		s->ev = NULL;
 		s->g = NULL;
 	}
 	a->round = NULL;
@@ -1381,7 +1458,7 @@ static void guests_without_host(struct loop *l, struct hround *hr, const char *w
 			continue;
 		rs = json_object_new_array();
 		json_object_array_add(rs, reason("host", "host_unreachable", -1, why));
-		record(l, s->g, AGENT_UNREACHABLE, false, false, rs, NULL);
+		record(l, s->g, AGENT_UNREACHABLE, false, false, rs);
 		json_object_put(rs);
 	}
 }
@@ -1440,6 +1517,7 @@ static void finish_deep(struct loop *l, struct transfer *x, CURLcode cc)
 		if (!s->buf || !job_fill(gj, s->g, s->nonce, &s->asked, s->ima_offset, s->buf, s->len))
 			continue;
 		s->buf = NULL;
+		gj->ev = TAKE_PTR(s->ev);
 		gj->leaf_ok = s->leaf_ok;
 		memcpy(gj->leaf, s->leaf, sizeof(gj->leaf));
 		gj->leaf_index = s->leaf_index;
@@ -1473,7 +1551,7 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 			struct json_object *rs = json_object_new_array();
 
 			json_object_array_add(rs, reason("policy", "unavailable", -1, a->load_error));
-			record(l, a, AGENT_FAILED, false, false, rs, NULL);
+			record(l, a, AGENT_FAILED, false, false, rs);
 			json_object_put(rs);
 			continue;
 		}
@@ -1488,6 +1566,7 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 			*next_ms = now;
 			return;
 		}
+		a->started_ms = now;
 		if (!start_deep_round(l, a))
 			start_round(l, a);
 	}

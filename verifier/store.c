@@ -41,14 +41,6 @@ static const char *const migrations[] = {
 	"CREATE INDEX agents_host ON agents(host_id);",
 };
 
-/* attest_state is stored as its bytes behind this header; another build's layout is not trusted. */
-#define STATE_MAGIC 0x4b515331u /* "KQS1" */
-
-struct state_blob {
-	uint32_t magic;
-	uint32_t size;
-};
-
 static const char *const state_names[] = {
 	[AGENT_ATTESTING] = "attesting",
 	[AGENT_FAILED] = "failed",
@@ -135,19 +127,20 @@ static int load_fn(struct db *db, sqlite3 *h, void *ud)
 	if (agent_state_from_name((const char *)sqlite3_column_text(s, 8), &r->state) < 0)
 		r->state = AGENT_FAILED;
 	r->generation = sqlite3_column_int64(s, 9);
-	r->st = calloc(1, sizeof(*r->st));
-	if (!r->st)
-		return kq_err(-ENOMEM, "out of memory");
 	blob = sqlite3_column_blob(s, 10);
 	n = sqlite3_column_bytes(s, 10);
-	if (blob && (size_t)n == sizeof(struct state_blob) + sizeof(*r->st)) {
-		struct state_blob hdr;
+	if (blob && n > 0) {
+		/* kept packed; a state that does not read is dropped (the next round starts afresh) */
+		struct attest_state *st = malloc(sizeof(*st));
 
-		memcpy(&hdr, blob, sizeof(hdr));
-		if (hdr.magic == STATE_MAGIC && hdr.size == sizeof(*r->st)) {
-			memcpy(r->st, (const uint8_t *)blob + sizeof(hdr), sizeof(*r->st));
+		if (!st)
+			return kq_err(-ENOMEM, "out of memory");
+		if (attest_state_unpack(blob, (size_t)n, st) == 0 &&
+		    attest_state_pack(st, &r->st, &r->st_len) == 0) {
 			r->have_state = true;
+			r->ima_next = st->ima.next_index;
 		}
+		free(st);
 	}
 	r->guest = sqlite3_column_text(s, 11) && strcmp((const char *)sqlite3_column_text(s, 11), "guest") == 0;
 	if (r->guest) {
@@ -315,23 +308,20 @@ static int queue_event(sqlite3 *h, struct round_ctx *c, const char *old_state, i
 	return 0;
 }
 
-static int round_fn(struct db *db, sqlite3 *h, void *ud)
+/* One round, inside a transaction. -ESTALE / -ENOENT before anything is written. */
+static int one_round(struct db *db, sqlite3 *h, struct round_ctx *c)
 {
-	struct round_ctx *c = ud;
 	const struct round_result *res = c->res;
-	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *u = NULL, *hist = NULL, *trim = NULL;
+	_cleanup_(db_stmt_resetp) sqlite3_stmt *s = NULL, *u = NULL, *hist = NULL, *trim = NULL;
 	const char *reasons = json_object_to_json_string_ext(res->reasons, JSON_C_TO_STRING_PLAIN);
 	const char *new_state = agent_state_name(res->state);
-	char old_state[16], old_reasons_buf[1];
-	_cleanup_free_ char *old_reasons = NULL;
-	_cleanup_free_ uint8_t *blob = NULL;
+	char old_state[16];
 	int64_t now = verifier_now();
 	bool state_changed, reasons_changed;
+	const unsigned char *old_reasons;
 	int rc;
 
-	(void)db;
-	(void)old_reasons_buf;
-	rc = db_prepare(h, "SELECT generation, state, reasons FROM agents WHERE id = ?", &s);
+	rc = db_cached(db, "SELECT generation, state, reasons FROM agents WHERE id = ?", &s);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
@@ -343,22 +333,12 @@ static int round_fn(struct db *db, sqlite3 *h, void *ud)
 	if (sqlite3_column_int64(s, 0) != c->gen)
 		return kq_err(-ESTALE, "agent %s changed during the round", c->id);
 	copy_col(old_state, sizeof(old_state), s, 1);
-	old_reasons = strdup(sqlite3_column_text(s, 2) ? (const char *)sqlite3_column_text(s, 2) : "[]");
-	if (!old_reasons)
-		return kq_err(-ENOMEM, "out of memory");
+	old_reasons = sqlite3_column_text(s, 2);
 	state_changed = strcmp(old_state, new_state) != 0;
-	reasons_changed = strcmp(old_reasons, reasons) != 0;
+	reasons_changed = strcmp(old_reasons ? (const char *)old_reasons : "[]", reasons) != 0;
+	sqlite3_reset(s);
 
-	if (res->st) {
-		struct state_blob hdr = { .magic = STATE_MAGIC, .size = sizeof(*res->st) };
-
-		blob = malloc(sizeof(hdr) + sizeof(*res->st));
-		if (!blob)
-			return kq_err(-ENOMEM, "out of memory");
-		memcpy(blob, &hdr, sizeof(hdr));
-		memcpy(blob + sizeof(hdr), res->st, sizeof(*res->st));
-	}
-	rc = db_prepare(h, "UPDATE agents SET state = ?1, reasons = ?2,"
+	rc = db_cached(db, "UPDATE agents SET state = ?1, reasons = ?2,"
 			   " state_since = CASE WHEN state = ?1 THEN state_since ELSE ?3 END,"
 			   " verdicts = verdicts + ?4, passes = passes + ?5,"
 			   " last_verdict_time = CASE WHEN ?4 THEN ?3 ELSE last_verdict_time END,"
@@ -371,8 +351,8 @@ static int round_fn(struct db *db, sqlite3 *h, void *ud)
 	sqlite3_bind_int64(u, 3, now);
 	sqlite3_bind_int(u, 4, res->evaluated);
 	sqlite3_bind_int(u, 5, res->evaluated && res->pass);
-	if (blob)
-		sqlite3_bind_blob(u, 6, blob, (int)(sizeof(struct state_blob) + sizeof(*res->st)), SQLITE_STATIC);
+	if (res->st)
+		sqlite3_bind_blob(u, 6, res->st, (int)res->st_len, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(u, 6);
 	sqlite3_bind_text(u, 7, c->id, -1, SQLITE_STATIC);
@@ -380,8 +360,8 @@ static int round_fn(struct db *db, sqlite3 *h, void *ud)
 		return db_err(h, rc, "round");
 
 	if (state_changed || reasons_changed) {
-		rc = db_prepare(h, "INSERT INTO history (agent_id, time, state, pass, reasons) VALUES (?, ?, ?, ?, ?)",
-				&hist);
+		rc = db_cached(db, "INSERT INTO history (agent_id, time, state, pass, reasons) VALUES (?, ?, ?, ?, ?)",
+			       &hist);
 		if (rc < 0)
 			return rc;
 		sqlite3_bind_text(hist, 1, c->id, -1, SQLITE_STATIC);
@@ -394,9 +374,9 @@ static int round_fn(struct db *db, sqlite3 *h, void *ud)
 		sqlite3_bind_text(hist, 5, reasons, -1, SQLITE_STATIC);
 		if ((rc = sqlite3_step(hist)) != SQLITE_DONE)
 			return db_err(h, rc, "history");
-		rc = db_prepare(h, "DELETE FROM history WHERE agent_id = ?1 AND seq <= "
+		rc = db_cached(db, "DELETE FROM history WHERE agent_id = ?1 AND seq <= "
 				   "(SELECT seq FROM history WHERE agent_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-				&trim);
+			       &trim);
 		if (rc < 0)
 			return rc;
 		sqlite3_bind_text(trim, 1, c->id, -1, SQLITE_STATIC);
@@ -413,6 +393,11 @@ static int round_fn(struct db *db, sqlite3 *h, void *ud)
 	return 0;
 }
 
+static int round_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	return one_round(db, h, ud);
+}
+
 int store_round(struct db *db, struct notifier *nt, const char *id, int64_t gen,
 		const struct round_result *res, bool *ret_changed)
 {
@@ -421,6 +406,45 @@ int store_round(struct db *db, struct notifier *nt, const char *id, int64_t gen,
 
 	if (r >= 0 && ret_changed)
 		*ret_changed = c.changed;
+	return r;
+}
+
+struct rounds_ctx {
+	struct notifier *nt;
+	struct round_item *items;
+	size_t n;
+};
+
+static int rounds_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct rounds_ctx *c = ud;
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct round_item *it = &c->items[i];
+		struct round_ctx rc = { .id = it->id, .gen = it->gen, .res = &it->res, .nt = c->nt };
+		int r = one_round(db, h, &rc);
+
+		if (r < 0 && r != -ESTALE && r != -ENOENT)
+			return r;
+		it->ret = r < 0 ? r : 0;
+		it->changed = r == 0 && rc.changed;
+	}
+	return 0;
+}
+
+int store_rounds(struct db *db, struct notifier *nt, struct round_item *items, size_t n)
+{
+	struct rounds_ctx c = { .nt = nt, .items = items, .n = n };
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = db_tx(db, rounds_fn, &c);
+	if (r < 0)
+		for (size_t i = 0; i < n; i++) {
+			items[i].ret = r;
+			items[i].changed = false;
+		}
 	return r;
 }
 
@@ -812,14 +836,13 @@ static struct json_object *agent_obj(sqlite3_stmt *s, bool full)
 	if (full) {
 		const void *blob = sqlite3_column_blob(s, 15);
 		size_t n = (size_t)sqlite3_column_bytes(s, 15);
-		struct attest_state st;
+		_cleanup_free_ struct attest_state *st = malloc(sizeof(*st));
 
 		json_object_object_add(o, "created", col_json(s, 14));
-		if (blob && n == sizeof(struct state_blob) + sizeof(st)) {
-			memcpy(&st, (const uint8_t *)blob + sizeof(struct state_blob), sizeof(st));
-			json_object_object_add(o, "ima_offset", json_object_new_uint64(st.ima.next_index));
-			json_object_object_add(o, "boot_id", json_object_new_string(st.boot_id));
-			json_object_object_add(o, "reset_count", json_object_new_int64(st.reset_count));
+		if (st && blob && attest_state_unpack(blob, n, st) == 0) {
+			json_object_object_add(o, "ima_offset", json_object_new_uint64(st->ima.next_index));
+			json_object_object_add(o, "boot_id", json_object_new_string(st->boot_id));
+			json_object_object_add(o, "reset_count", json_object_new_int64(st->reset_count));
 		} else {
 			json_object_object_add(o, "ima_offset", json_object_new_int64(0));
 			json_object_object_add(o, "boot_id", NULL);

@@ -75,7 +75,9 @@ struct agent_row {
 	enum agent_state state;
 	int64_t generation;
 	bool have_state;
-	struct attest_state *st;      /* heap; zeroed when have_state is false */
+	uint8_t *st;                  /* the replay state, attest_state_pack's form (NULL: none) */
+	size_t st_len;
+	uint64_t ima_next;            /* its IMA position (0 without a state) */
 	/* guests: attested through their host's deep quote */
 	bool guest;
 	char host_id[VERIFIER_ID_LEN + 1];
@@ -98,7 +100,8 @@ struct round_result {
 	bool evaluated;                    /* a verdict was reached (else: transport failure) */
 	bool pass;
 	struct json_object *reasons;       /* array, borrowed */
-	const struct attest_state *st;     /* new replay state to store, or NULL */
+	const uint8_t *st;                 /* new replay state to store (attest_state_pack), or NULL */
+	size_t st_len;
 	uint64_t history_max;
 };
 
@@ -113,6 +116,23 @@ struct notifier;
  */
 int store_round(struct db *db, struct notifier *nt, const char *id, int64_t gen,
 		const struct round_result *res, bool *ret_changed);
+
+/* One round of a batch for store_rounds; ret and changed are its outcome. */
+struct round_item {
+	const char *id;
+	int64_t gen;
+	struct round_result res;
+	int ret;                           /* 0, -ESTALE, -ENOENT, or the batch's error */
+	bool changed;
+};
+
+/*
+ * Records several rounds in one transaction (a host's deep round and its
+ * guests): as store_round for each item, an item at another generation or
+ * gone is skipped with its own -ESTALE / -ENOENT. Any other error rolls the
+ * whole batch back and is returned, and set as every item's ret.
+ */
+int store_rounds(struct db *db, struct notifier *nt, struct round_item *items, size_t n);
 
 /* What an operator asks for in POST / PATCH /v1/agents (NULL / -1: unchanged). */
 struct agent_spec {

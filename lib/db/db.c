@@ -14,6 +14,11 @@
 struct db {
 	sqlite3 *h;
 	pthread_mutex_t lock;
+	struct db_cached {
+		const char *sql;  /* the caller's string (compared by address, then by text) */
+		sqlite3_stmt *s;
+	} *cache;             /* one per literal: a fixed set, never evicted */
+	size_t n_cache, cap_cache;
 };
 
 int db_err(sqlite3 *h, int rc, const char *what)
@@ -134,13 +139,71 @@ fail:
 	return r;
 }
 
+static void cache_clear(struct db *db)
+{
+	for (size_t i = 0; i < db->n_cache; i++)
+		sqlite3_finalize(db->cache[i].s);
+	free(db->cache);
+	db->cache = NULL;
+	db->n_cache = db->cap_cache = 0;
+}
+
+int db_cached(struct db *db, const char *sql, sqlite3_stmt **ret)
+{
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < db->n_cache; i++)
+		if (db->cache[i].sql == sql || strcmp(db->cache[i].sql, sql) == 0)
+			break;
+	if (i < db->n_cache) {
+		s = db->cache[i].s;
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		*ret = s;
+		return 0;
+	}
+	if (db->n_cache == db->cap_cache) {
+		size_t cap = db->cap_cache ? 2 * db->cap_cache : 16;
+		struct db_cached *c = reallocarray(db->cache, cap, sizeof(*c));
+
+		if (!c)
+			return kq_err(-ENOMEM, "out of memory");
+		db->cache = c;
+		db->cap_cache = cap;
+	}
+	rc = sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(db->h, rc, "prepare");
+	db->cache[db->n_cache].sql = sql;
+	db->cache[db->n_cache].s = s;
+	db->n_cache++;
+	*ret = s;
+	return 0;
+}
+
 void db_close(struct db *db)
 {
 	if (!db)
 		return;
+	cache_clear(db);
 	sqlite3_close(db->h);
 	pthread_mutex_destroy(&db->lock);
 	free(db);
+}
+
+/* BEGIN / COMMIT run as often as the transactions: from the cache. */
+static int step_cached(struct db *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	int rc, r = db_cached(db, sql, &s);
+
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : db_err(db->h, rc, sql);
 }
 
 int db_tx(struct db *db, int (*fn)(struct db *db, sqlite3 *h, void *userdata), void *userdata)
@@ -148,11 +211,11 @@ int db_tx(struct db *db, int (*fn)(struct db *db, sqlite3 *h, void *userdata), v
 	int r;
 
 	pthread_mutex_lock(&db->lock);
-	r = exec(db->h, "BEGIN IMMEDIATE");
+	r = step_cached(db, "BEGIN IMMEDIATE");
 	if (r == 0) {
 		r = fn(db, db->h, userdata);
 		if (r >= 0) {
-			int c = exec(db->h, "COMMIT");
+			int c = step_cached(db, "COMMIT");
 			if (c < 0) {
 				sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 				r = c;

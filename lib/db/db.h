@@ -39,4 +39,19 @@ int db_prepare(sqlite3 *h, const char *sql, sqlite3_stmt **ret);
 
 static inline void db_stmt_freep(sqlite3_stmt **s) { sqlite3_finalize(*s); }
 
+/*
+ * A prepared statement for sql kept with db for reuse, reset and without
+ * bindings: for the statements a daemon runs thousands of times a second.
+ * Only inside db_tx's fn (the handle's mutex is held); sql must be a string
+ * that lives as long as db (a literal). Do not finalize it; reset it when
+ * done (db_stmt_resetp) so no read stays open after the transaction.
+ */
+int db_cached(struct db *db, const char *sql, sqlite3_stmt **ret);
+
+static inline void db_stmt_resetp(sqlite3_stmt **s)
+{
+	if (*s)
+		sqlite3_reset(*s);
+}
+
 #endif

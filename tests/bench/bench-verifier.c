@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -502,6 +503,45 @@ static void write_file(const char *path, const char *text)
 		die("%s: %s", path, kq_errmsg());
 }
 
+#define ADDERS 4
+
+/* One of the clients adding guests: lines first, first + step, ... ("GUEST-ID HOST-ID"). */
+struct adder {
+	pthread_t thread;
+	unsigned port;
+	const char *address;
+	char **lines;
+	size_t n, first, step, added;
+};
+
+static void *add_guests(void *ud)
+{
+	struct adder *a = ud;
+
+	for (size_t i = a->first; i < a->n; i += a->step) {
+		struct json_object *body, *out = NULL;
+		char *sp = strchr(a->lines[i], ' ');
+		long st;
+
+		if (!sp)
+			die("bad guest line %s", a->lines[i]);
+		*sp = '\0';
+		body = json_object_new_object();
+		json_object_object_add(body, "id", json_object_new_string(a->lines[i]));
+		json_object_object_add(body, "address", json_object_new_string(a->address));
+		json_object_object_add(body, "host", json_object_new_string(sp + 1));
+		json_object_object_add(body, "interval", json_object_new_int((int)guest_interval));
+		st = api(a->port, "POST", "/v1/agents", body, &out);
+		json_object_put(body);
+		if (st != 201)
+			die("POST /v1/agents guest %s: HTTP %ld %s", a->lines[i], st,
+			    out ? json_object_to_json_string(out) : "");
+		json_object_put(out);
+		a->added++;
+	}
+	return NULL;
+}
+
 static struct result run_fleet(const struct paths *p, size_t hosts, double window)
 {
 	char hosts_s[16], address[32], url[128], cert[4096], key[4096], ca[4096], vcert[4096], vkey[4096];
@@ -584,33 +624,31 @@ static struct result run_fleet(const struct paths *p, size_t hosts, double windo
 	/* the guests, with their hosts (POST /v1/agents with "host"), no policies of their own */
 	if (guests_per_host) {
 		_cleanup_free_ uint8_t *buf = NULL;
-		size_t len, added = 0;
+		struct adder add[ADDERS];
+		char **lines = NULL;
+		size_t len, n_lines = 0, cap = 0, added = 0;
 		char *line, *save = NULL;
 
 		t0 = bench_now();
 		if (kq_read_file(gids, 64u << 20, &buf, &len) < 0)
 			die("%s: %s", gids, kq_errmsg());
 		for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-			struct json_object *body, *out = NULL;
-			char *sp = strchr(line, ' ');
-			long st;
-
-			if (!sp)
-				die("%s: bad line %s", gids, line);
-			*sp = '\0';
-			body = json_object_new_object();
-			json_object_object_add(body, "id", json_object_new_string(line));
-			json_object_object_add(body, "address", json_object_new_string(address));
-			json_object_object_add(body, "host", json_object_new_string(sp + 1));
-			json_object_object_add(body, "interval", json_object_new_int((int)guest_interval));
-			st = api(vport, "POST", "/v1/agents", body, &out);
-			json_object_put(body);
-			if (st != 201)
-				die("POST /v1/agents guest %s: HTTP %ld %s", line, st,
-				    out ? json_object_to_json_string(out) : "");
-			json_object_put(out);
-			added++;
+			if (n_lines == cap && !(lines = reallocarray(lines, cap = cap ? 2 * cap : 1024, sizeof(*lines))))
+				die("out of memory");
+			lines[n_lines++] = line;
 		}
+		/* several clients at once, as a control plane adding a fleet would */
+		for (size_t t = 0; t < ADDERS; t++) {
+			add[t] = (struct adder){ .port = vport, .address = address, .lines = lines, .n = n_lines,
+						 .first = t, .step = ADDERS };
+			if (pthread_create(&add[t].thread, NULL, add_guests, &add[t]) != 0)
+				die("pthread_create");
+		}
+		for (size_t t = 0; t < ADDERS; t++) {
+			pthread_join(add[t].thread, NULL);
+			added += add[t].added;
+		}
+		free(lines);
 		if (added != total - hosts)
 			die("%s: %zu guests, %zu expected", gids, added, total - hosts);
 		printf("  %zu hosts: %zu guests added in %.1f s (fleet-sim ready after %.1f s)\n", hosts, added,

@@ -87,6 +87,98 @@ static void test_migrate_and_tx(void **state)
 	rmdir(dir);
 }
 
+static const char *const SQL_INS = "INSERT INTO t (k, v) VALUES (?, ?)";
+static const char *const SQL_SUM = "SELECT coalesce(sum(v), 0) FROM t";
+
+/* The same cached statements across transactions: reset, bindings cleared, no read left open. */
+static int cached_round(struct db *db, sqlite3 *h, void *ud)
+{
+	_cleanup_(db_stmt_resetp) sqlite3_stmt *ins = NULL, *sum = NULL, *again = NULL;
+	int r = db_cached(db, SQL_INS, &ins);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(ins, 1, ud, -1, SQLITE_STATIC);
+	sqlite3_bind_int(ins, 2, 2);
+	if (sqlite3_step(ins) != SQLITE_DONE)
+		return db_err(h, sqlite3_errcode(h), "insert");
+	/* the same text from another pointer finds the same statement, reset */
+	r = db_cached(db, strdupa(SQL_INS), &again);
+	if (r < 0)
+		return r;
+	assert_ptr_equal(again, ins);
+	assert_int_equal(sqlite3_bind_parameter_count(again), 2);
+	r = db_cached(db, SQL_SUM, &sum);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(sum) != SQLITE_ROW)
+		return db_err(h, sqlite3_errcode(h), "sum");
+	return sqlite3_column_int(sum, 0); /* left unreset: the cleanup resets it */
+}
+
+static int bind_nothing(struct db *db, sqlite3 *h, void *ud)
+{
+	_cleanup_(db_stmt_resetp) sqlite3_stmt *ins = NULL;
+	int r = db_cached(db, SQL_INS, &ins);
+
+	(void)ud;
+	if (r < 0)
+		return r;
+	/* bindings of the last use are gone: k is NULL, which the primary key allows, v NOT NULL refuses */
+	return db_err(h, sqlite3_step(ins), "insert");
+}
+
+static void test_cached(void **state)
+{
+	char dir[] = "/tmp/kq-db-XXXXXX", path[64];
+	struct db *db, *other;
+	char key[16];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.db", dir);
+	assert_int_equal(db_open(path, v1, 1, &db), 0);
+	for (int i = 1; i <= 50; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(db_tx(db, cached_round, key), 2 * i);
+	}
+	assert_true(db_tx(db, bind_nothing, NULL) < 0);
+	/* a second connection writes at once: nothing of the first one's cached reads holds a snapshot */
+	assert_int_equal(db_open(path, v1, 1, &other), 0);
+	assert_int_equal(db_tx(other, insert, "from-other"), 0);
+	assert_int_equal(db_tx(db, count, NULL), 51);
+	assert_int_equal(db_tx(db, cached_round, "k51"), 2 * 51 + 1);
+	db_close(other);
+	db_close(db);
+
+	snprintf(path, sizeof(path), "%s/c.db", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/c.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/c.db-shm", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+static int prepare_bad(struct db *db, sqlite3 *h, void *ud)
+{
+	sqlite3_stmt *s = NULL;
+
+	(void)h;
+	(void)ud;
+	return db_cached(db, "SELECT k FROM nowhere", &s);
+}
+
+static void test_cached_bad_sql(void **state)
+{
+	struct db *db;
+
+	assert_int_equal(db_open(":memory:", v1, 1, &db), 0);
+	assert_true(db_tx(db, prepare_bad, NULL) < 0);
+	assert_non_null(strstr(kq_errmsg(), "nowhere"));
+	assert_true(db_tx(db, prepare_bad, NULL) < 0);
+	db_close(db);
+}
+
 static void test_bad_file(void **state)
 {
 	char dir[] = "/tmp/kq-db-XXXXXX", path[64];
@@ -108,6 +200,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_migrate_and_tx),
+		cmocka_unit_test(test_cached),
+		cmocka_unit_test(test_cached_bad_sql),
 		cmocka_unit_test(test_bad_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -128,10 +128,16 @@ static void round_(struct db *db, struct notifier *nt, int64_t gen, enum agent_s
 		   const struct attest_state *st, int want, bool want_changed)
 {
 	struct json_object *rs = reasons(code);
-	struct round_result res = { .state = s, .evaluated = true, .pass = pass, .reasons = rs, .st = st,
-				    .history_max = 3 };
+	_cleanup_free_ uint8_t *blob = NULL;
+	size_t blen = 0;
+	struct round_result res = { .state = s, .evaluated = true, .pass = pass, .reasons = rs, .history_max = 3 };
 	bool changed = !want_changed;
 
+	if (st) {
+		assert_int_equal(attest_state_pack(st, &blob, &blen), 0);
+		res.st = blob;
+		res.st_len = blen;
+	}
 	assert_int_equal(store_round(db, nt, ID, gen, &res, &changed), want);
 	if (want == 0)
 		assert_int_equal(changed, want_changed);
@@ -211,8 +217,13 @@ static void test_agents_rounds_outbox(void **state)
 	assert_int_equal(store_open(dbpath, &db), 0);
 	assert_int_equal(store_agent_load(db, ID, &row), 0);
 	assert_true(row.have_state);
-	assert_int_equal(row.st->clock, 99);
-	assert_int_equal(row.st->reset_count, 3);
+	{
+		struct attest_state back;
+
+		assert_int_equal(attest_state_unpack(row.st, row.st_len, &back), 0);
+		assert_int_equal(back.clock, 99);
+		assert_int_equal(back.reset_count, 3);
+	}
 	assert_int_equal(row.generation, 1);
 	agent_row_clear(&row);
 
@@ -235,6 +246,106 @@ static void test_agents_rounds_outbox(void **state)
 	assert_int_equal(store_agent_delete(db, ID), -ENOENT);
 	assert_int_equal(store_history_json(db, ID, &h), -ENOENT);
 	assert_int_equal(store_policy_delete(db, "p"), 0);
+	notifier_free(nt);
+	db_close(db);
+}
+
+#define ID2 "22222222-2222-4222-8222-222222222222"
+
+static int write_v1_blob(struct db *db, sqlite3 *h, void *ud)
+{
+	const struct attest_state *st = ud;
+	uint8_t blob[8 + sizeof(*st)];
+	uint32_t hdr[2] = { 0x4b515331u, sizeof(*st) };
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	memcpy(blob, hdr, 8);
+	memcpy(blob + 8, st, sizeof(*st));
+	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE agents SET attest_state = ? WHERE id = ?", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_blob(s, 1, blob, (int)sizeof(blob), SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, ID2, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* A deep round's verdicts in one transaction: each item on its own generation; states as packed blobs and as the old form. */
+static void test_rounds_batch(void **state)
+{
+	struct verifier_config c = cfg();
+	struct db *db;
+	struct notifier *nt;
+	struct agent_spec spec = { .address = "127.0.0.1:8892", .interval = 5, .bank = "sha256",
+				   .ak = (const uint8_t *)"AK", .ak_len = 2 };
+	_cleanup_free_ struct attest_state *st = calloc(1, sizeof(*st)), *back = calloc(1, sizeof(*back));
+	_cleanup_free_ uint8_t *blob = NULL;
+	struct json_object *ok = reasons(NULL), *bad = reasons("host_failed"), *o;
+	struct round_item items[3];
+	struct agent_row row;
+	size_t blen;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, &db), 0);
+	assert_int_equal(notifier_new(&c, &nt), 0);
+	assert_int_equal(store_agent_insert(db, ID, &spec), 0);
+	assert_int_equal(store_agent_insert(db, ID2, &spec), 0);
+
+	st->have_quote = true;
+	st->clock = 1234;
+	snprintf(st->boot_id, sizeof(st->boot_id), "boot-1");
+	ima_replay_init(&st->ima, 0, 0);
+	st->ima.next_index = 7;
+	memset(st->ima.pcr[10][1], 0xab, 32);
+	assert_int_equal(attest_state_pack(st, &blob, &blen), 0);
+	assert_true(blen < 300); /* not the struct's 6 KB */
+
+	items[0] = (struct round_item){ .id = ID, .gen = 0,
+					.res = { .state = AGENT_ATTESTING, .evaluated = true, .pass = true, .reasons = ok,
+						 .st = blob, .st_len = blen, .history_max = 3 } };
+	items[1] = (struct round_item){ .id = ID2, .gen = 5, /* changed meanwhile */
+					.res = { .state = AGENT_FAILED, .evaluated = true, .reasons = bad, .history_max = 3 } };
+	items[2] = (struct round_item){ .id = "33333333-3333-4333-8333-333333333333", .gen = 0, /* gone */
+					.res = { .state = AGENT_FAILED, .evaluated = true, .reasons = bad, .history_max = 3 } };
+	assert_int_equal(store_rounds(db, nt, items, 3), 0);
+	assert_int_equal(items[0].ret, 0);
+	assert_int_equal(items[1].ret, -ESTALE);
+	assert_int_equal(items[2].ret, -ENOENT);
+	assert_int_equal(store_agent_json(db, ID2, &o), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "attesting");
+	json_object_put(o);
+
+	/* the packed state reads back whole */
+	assert_int_equal(store_agent_load(db, ID, &row), 0);
+	assert_true(row.have_state);
+	assert_int_equal(row.ima_next, 7);
+	assert_int_equal(attest_state_unpack(row.st, row.st_len, back), 0);
+	assert_memory_equal(st, back, sizeof(*st));
+	agent_row_clear(&row);
+	assert_int_equal(store_agent_json(db, ID, &o), 0);
+	assert_int_equal(json_object_get_int(json_object_object_get(o, "ima_offset")), 7);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "boot_id")), "boot-1");
+	json_object_put(o);
+
+	/* a state stored by an earlier version (the struct behind "KQS1") is read too */
+	assert_int_equal(db_tx(db, write_v1_blob, st), 0);
+	assert_int_equal(store_agent_load(db, ID2, &row), 0);
+	assert_true(row.have_state);
+	assert_int_equal(row.ima_next, 7);
+	assert_int_equal(attest_state_unpack(row.st, row.st_len, back), 0);
+	assert_memory_equal(st, back, sizeof(*st));
+	agent_row_clear(&row);
+
+	/* damaged blobs are refused, never read past their end */
+	for (size_t cut = 0; cut < blen; cut++)
+		assert_int_equal(attest_state_unpack(blob, cut, back), -EBADMSG);
+	blob[4] = 2; /* have_quote is 0 or 1 */
+	assert_int_equal(attest_state_unpack(blob, blen, back), -EBADMSG);
+
+	json_object_put(ok);
+	json_object_put(bad);
 	notifier_free(nt);
 	db_close(db);
 }
@@ -311,6 +422,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pcr_policy),
 		cmocka_unit_test(test_agents_rounds_outbox),
+		cmocka_unit_test(test_rounds_batch),
 		cmocka_unit_test(test_envelope),
 	};
 
