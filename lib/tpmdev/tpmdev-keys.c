@@ -46,6 +46,39 @@ static void parent_session_done(struct tpmdev *t, const struct parent *p, ESYS_T
 	*s = ESYS_TR_NONE;
 }
 
+/* What a child key is for. */
+enum key_use { USE_SIGN, USE_SIGN_RESTRICTED, USE_DECRYPT };
+
+/* Payload key: RSA-2048 decryption only, RSAES-OAEP with SHA-256 enforced by the TPM. */
+static void decrypt_template(TPM2B_PUBLIC *ret)
+{
+	TPMT_PUBLIC *p = &ret->publicArea;
+
+	memset(ret, 0, sizeof(*ret));
+	p->type = TPM2_ALG_RSA;
+	p->nameAlg = TPM2_ALG_SHA256;
+	p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+			      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_DECRYPT;
+	p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+	p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_OAEP;
+	p->parameters.rsaDetail.scheme.details.oaep.hashAlg = TPM2_ALG_SHA256;
+	p->parameters.rsaDetail.keyBits = 2048;
+	p->parameters.rsaDetail.exponent = 0;
+}
+
+static bool decrypt_key_matches(const TPMT_PUBLIC *p)
+{
+	const TPMA_OBJECT checked = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+				    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_SIGN_ENCRYPT |
+				    TPMA_OBJECT_RESTRICTED;
+	const TPMA_OBJECT want = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+				 TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_DECRYPT;
+
+	return (p->objectAttributes & checked) == want && p->type == TPM2_ALG_RSA &&
+	       p->parameters.rsaDetail.keyBits == 2048 && p->parameters.rsaDetail.scheme.scheme == TPM2_ALG_OAEP &&
+	       p->parameters.rsaDetail.scheme.details.oaep.hashAlg == TPM2_ALG_SHA256;
+}
+
 /* Signing key template: RSA-2048 RSASSA-SHA256 or ECC P-256 ECDSA-SHA256. */
 static void sign_template(enum tpmdev_key_alg alg, bool restricted, TPM2B_PUBLIC *ret)
 {
@@ -101,9 +134,10 @@ static bool sign_key_matches(enum tpmdev_key_alg alg, bool restricted, const TPM
  * Returns the key at persistent if it is the key asked for under parent, else
  * creates it under parent and persists it there.
  */
-static int child_key(struct tpmdev *t, const struct parent *parent, enum tpmdev_key_alg alg, bool restricted,
+static int child_key(struct tpmdev *t, const struct parent *parent, enum tpmdev_key_alg alg, enum key_use use,
 		     TPM2_HANDLE persistent, const char *what, TPM2B_PUBLIC *ret_pub, TPM2B_NAME *ret_name)
 {
+	bool restricted = use == USE_SIGN_RESTRICTED;
 	const TPM2B_SENSITIVE_CREATE sens = { 0 };
 	const TPM2B_DATA outside = { 0 };
 	const TPML_PCR_SELECTION no_pcrs = { 0 };
@@ -117,9 +151,10 @@ static int child_key(struct tpmdev *t, const struct parent *parent, enum tpmdev_
 	r = tpmdev_load_persistent(t, persistent, &tr, &cur, &name, &qn);
 	if (r == 0) {
 		tpmdev_tr_close(t, &tr);
-		if (!sign_key_matches(alg, restricted, &cur.publicArea))
+		if (use == USE_DECRYPT ? !decrypt_key_matches(&cur.publicArea)
+				       : !sign_key_matches(alg, restricted, &cur.publicArea))
 			return kq_err(-EEXIST, "persistent handle 0x%08x holds a key that is not a %s %s", persistent,
-				      alg == TPMDEV_ECC_P256 ? "ECC P-256" : "RSA-2048", what);
+				      alg == TPMDEV_ECC_P256 && use != USE_DECRYPT ? "ECC P-256" : "RSA-2048", what);
 		/* the TPM's qualified name shows the key's parent */
 		r = tpm_qualified_name(&parent->qn, &name, &want_qn);
 		if (r < 0)
@@ -135,7 +170,10 @@ static int child_key(struct tpmdev *t, const struct parent *parent, enum tpmdev_
 	if (r != -ENOENT)
 		return r;
 
-	sign_template(alg, restricted, &tmpl);
+	if (use == USE_DECRYPT)
+		decrypt_template(&tmpl);
+	else
+		sign_template(alg, restricted, &tmpl);
 	r = parent_session(t, parent, &s);
 	if (r < 0)
 		return r;
@@ -189,7 +227,7 @@ int tpmdev_ak(struct tpmdev *t, enum tpmdev_key_alg alg, TPM2_HANDLE persistent,
 	r = tpmdev_ek_load(t, alg, &ek.tr, NULL, &ek.qn);
 	if (r < 0)
 		return r;
-	r = child_key(t, &ek, alg, true, persistent, "AK", ret_pub, ret_name);
+	r = child_key(t, &ek, alg, USE_SIGN_RESTRICTED, persistent, "AK", ret_pub, ret_name);
 	tpmdev_tr_close(t, &ek.tr);
 	return r;
 }
@@ -270,8 +308,62 @@ int tpmdev_ca_key(struct tpmdev *t, enum tpmdev_key_alg alg, TPM2_HANDLE persist
 	r = srk_load(t, &srk);
 	if (r < 0)
 		return r;
-	r = child_key(t, &srk, alg, false, persistent, "CA key", ret_pub, ret_name);
+	r = child_key(t, &srk, alg, USE_SIGN, persistent, "CA key", ret_pub, ret_name);
 	tpmdev_tr_close(t, &srk.tr);
+	return r;
+}
+
+int tpmdev_payload_key(struct tpmdev *t, TPM2_HANDLE persistent, TPM2B_PUBLIC *ret_pub, TPM2B_NAME *ret_name)
+{
+	struct parent srk = { .tr = ESYS_TR_NONE };
+	int r;
+
+	if (!owner_persistent(persistent))
+		return kq_err(-EINVAL, "payload key handle 0x%08x is not in the owner's persistent range", persistent);
+	r = srk_load(t, &srk);
+	if (r < 0)
+		return r;
+	r = child_key(t, &srk, TPMDEV_RSA2048, USE_DECRYPT, persistent, "payload key", ret_pub, ret_name);
+	tpmdev_tr_close(t, &srk.tr);
+	return r;
+}
+
+int tpmdev_rsa_decrypt(struct tpmdev *t, TPM2_HANDLE key, const char *label, const uint8_t *in, size_t len,
+		       uint8_t *out, size_t cap, size_t *ret_len)
+{
+	const TPMT_RSA_DECRYPT scheme = { .scheme = TPM2_ALG_OAEP, .details.oaep.hashAlg = TPM2_ALG_SHA256 };
+	TPM2B_PUBLIC_KEY_RSA ct = { 0 };
+	TPM2B_PUBLIC_KEY_RSA *pt = NULL;
+	TPM2B_DATA lab = { 0 };
+	ESYS_TR tr = ESYS_TR_NONE;
+	size_t llen = label ? strlen(label) + 1 : 0; /* the TPM's label includes its terminating zero */
+	TSS2_RC rc;
+	int r;
+
+	if (len == 0 || len > sizeof(ct.buffer) || llen > sizeof(lab.buffer))
+		return kq_err(-EINVAL, "ciphertext of %zu bytes or label too long", len);
+	ct.size = (uint16_t)len;
+	memcpy(ct.buffer, in, len);
+	lab.size = (uint16_t)llen;
+	if (llen)
+		memcpy(lab.buffer, label, llen);
+	r = tpmdev_load_persistent(t, key, &tr, NULL, NULL, NULL);
+	if (r < 0)
+		return r;
+	TPMDEV_CALL(rc, Esys_RSA_Decrypt(t->esys, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &ct, &scheme,
+					 &lab, &pt));
+	tpmdev_tr_close(t, &tr);
+	if (rc != TSS2_RC_SUCCESS)
+		return tpmdev_tss_err(rc, "TPM2_RSA_Decrypt(0x%08x)", key);
+	if (pt->size > cap) {
+		r = kq_err(-E2BIG, "TPM2_RSA_Decrypt returned %u bytes, %zu expected at most", pt->size, cap);
+	} else {
+		memcpy(out, pt->buffer, pt->size);
+		*ret_len = pt->size;
+		r = 0;
+	}
+	OPENSSL_cleanse(pt, sizeof(*pt));
+	Esys_Free(pt);
 	return r;
 }
 

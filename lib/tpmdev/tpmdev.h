@@ -51,6 +51,7 @@
 #define TPMDEV_SRK_HANDLE      0x81000001u
 #define TPMDEV_AK_HANDLE       0x81010010u /* kumquat's default */
 #define TPMDEV_CA_KEY_HANDLE   0x81010020u /* kumquat's default */
+#define TPMDEV_PAYLOAD_KEY_HANDLE 0x81010030u /* kumquat's default */
 #define TPMDEV_EK_CERT_RSA_NV  0x01c00002u
 #define TPMDEV_EK_CERT_ECC_NV  0x01c0000au
 
@@ -151,6 +152,17 @@ int tpmdev_ca_key(struct tpmdev *t, enum tpmdev_key_alg alg, TPM2_HANDLE persist
  * qualifying data (at most TPMDEV_MAX_QUALIFYING bytes). Returns the marshalled
  * TPMS_ATTEST as signed (*ret_attest, caller frees) and the signature.
  */
+/*
+ * The payload key at persistent (owner range): an RSA-2048 decryption key
+ * under the SRK (RSAES-OAEP with SHA-256 only, not for signing, never leaves
+ * the TPM), created and persisted on first use. Certified by the AK
+ * (tpmdev_certify) so a registrar can vouch that what is encrypted to it can
+ * only be read inside this TPM.
+ */
+int tpmdev_payload_key(struct tpmdev *t, TPM2_HANDLE persistent, TPM2B_PUBLIC *ret_pub, TPM2B_NAME *ret_name);
+/* RSAES-OAEP-SHA256 decryption with the key at persistent; label (may be NULL) as OpenSSL's, without the TPM's trailing zero. */
+int tpmdev_rsa_decrypt(struct tpmdev *t, TPM2_HANDLE key, const char *label, const uint8_t *in, size_t len,
+		       uint8_t *out, size_t cap, size_t *ret_len);
 int tpmdev_certify(struct tpmdev *t, TPM2_HANDLE object, TPM2_HANDLE ak, const uint8_t *qualifying,
 		   size_t qlen, uint8_t **ret_attest, size_t *ret_len, TPMT_SIGNATURE *ret_sig);
 
