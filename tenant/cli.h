@@ -46,5 +46,7 @@ int cmd_delete(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+/* Secure payloads (cmd-payload.c). */
+int cmd_payload(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@ static const struct {
 	{ "status", cmd_status, "status ID: a host's attestation state and reasons (exit 0 if attesting)" },
 	{ "list", cmd_list, "list: the hosts the verifier attests" },
 	{ "policy", cmd_policy, "policy add|show|list|delete: the verifier's PCR, measured-boot, IMA policies" },
+	{ "payload", cmd_payload, "payload send|status: a secret released to an agent only while it attests" },
 };
 
 static void usage(FILE *f)

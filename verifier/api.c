@@ -405,6 +405,73 @@ static void handle_list(const struct http_request *req, struct http_response *re
 	ok_json(resp, 200, out);
 }
 
+/* ---- secure payloads ---- */
+
+struct payload_body {
+	char *payload_id;
+	struct json_bytes enc_v;
+};
+
+static const struct json_field payload_fields[] = {
+	{ "payload_id", JSON_STRING, true, PAYLOAD_ID_MAX, offsetof(struct payload_body, payload_id) },
+	{ "enc_v", JSON_BASE64, true, 512, offsetof(struct payload_body, enc_v) },
+	{}
+};
+
+/*
+ * POST /v1/agents/{id}/payload {payload_id, enc_v}: V of a payload, encrypted
+ * to the agent's payload key by the tenant, sent to the agent with the next
+ * passing verdict. GET: where it stands.
+ */
+static void handle_payload(struct verifier *v, const char *id, const struct http_request *req,
+			   struct http_response *resp)
+{
+	struct payload_body b = {};
+	struct json_object *o, *out = NULL;
+	int r;
+
+	if (strcmp(req->method, "GET") == 0) {
+		r = store_payload_json(v->db, id, &out);
+		if (r < 0)
+			fail(resp, r);
+		else
+			ok_json(resp, 200, out);
+		return;
+	}
+	if (strcmp(req->method, "POST") != 0) {
+		http_error(resp, 405, "method_not_allowed", "GET or POST");
+		return;
+	}
+	if (!(o = parse(req, resp)))
+		return;
+	r = json_dispatch(o, payload_fields, &b, false);
+	json_object_put(o);
+	if (r < 0) {
+		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
+		goto out;
+	}
+	if (strlen(b.payload_id) != PAYLOAD_ID_MAX || strspn(b.payload_id, "0123456789abcdef") != PAYLOAD_ID_MAX ||
+	    b.enc_v.len < 128) {
+		http_error(resp, 400, "bad_request", "payload_id is 32 lowercase hex digits, enc_v an RSA ciphertext");
+		goto out;
+	}
+	r = store_payload_put(v->db, id, b.payload_id, b.enc_v.data, b.enc_v.len);
+	if (r < 0) {
+		fail(resp, r);
+		goto out;
+	}
+	loop_changed(v->loop, id);
+	log_info(MOD, "agent %s: payload %s waits for a passing verdict (from %s)", id, b.payload_id,
+		 req->client_subject ? req->client_subject : "?");
+	r = store_payload_json(v->db, id, &out);
+	if (r < 0)
+		fail(resp, r);
+	else
+		ok_json(resp, 202, out);
+out:
+	json_dispatch_free(payload_fields, &b);
+}
+
 static void handle_agent(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	struct verifier *v = ud;
@@ -431,7 +498,11 @@ static void handle_agent(const struct http_request *req, struct http_response *r
 		ok_json(resp, 200, out);
 		return;
 	}
-	if (rest[0]) {
+	if (strcmp(rest, "/payload") == 0) {
+		handle_payload(v, id, req, resp);
+		return;
+	}
+	if (rest[0] || strcmp(req->method, "POST") == 0) {
 		http_error(resp, 404, "not_found", "no such resource");
 		return;
 	}
@@ -598,6 +669,7 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/agents", true, handle_add },
 	{ "GET", "/v1/agents", true, handle_list },
 	{ "GET", "/v1/agents/*", true, handle_agent },
+	{ "POST", "/v1/agents/*", true, handle_agent },
 	{ "PATCH", "/v1/agents/*", true, handle_agent },
 	{ "DELETE", "/v1/agents/*", true, handle_agent },
 	{ "POST", "/v1/policies", true, handle_policy_add },

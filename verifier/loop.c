@@ -37,9 +37,10 @@ struct agent_rt {
 	bool from_zero;          /* this round asks for the IMA list from entry 0 */
 	struct transfer *xfer;   /* the round in flight, or NULL */
 	struct hround *round;    /* the deep round this agent is part of (host or guest), or NULL */
+	struct transfer *payload; /* V of a secure payload on its way to the agent, or NULL */
 };
 
-enum xfer_kind { XFER_ROUND, XFER_DELIVERY, XFER_GUEST, XFER_DEEP };
+enum xfer_kind { XFER_ROUND, XFER_DELIVERY, XFER_GUEST, XFER_DEEP, XFER_PAYLOAD };
 
 /*
  * A host's deep round (docs/deep-quote.md): every active guest's evidence
@@ -84,6 +85,8 @@ struct transfer {
 	uint8_t nonce[VERIFIER_NONCE_LEN];
 	TPML_PCR_SELECTION asked;
 	uint64_t ima_offset;
+	/* a payload's V */
+	char payload_id[PAYLOAD_ID_MAX + 1];
 	/* a delivery */
 	int64_t event_seq;
 	char *webhook;
@@ -304,11 +307,22 @@ static void cancel_round(struct loop *l, struct agent_rt *a)
 
 static void round_leave(struct loop *l, struct agent_rt *a);
 
+static void cancel_payload(struct loop *l, struct agent_rt *a)
+{
+	if (!a->payload)
+		return;
+	curl_multi_remove_handle(l->multi, a->payload->easy);
+	xfer_free(a->payload);
+	a->payload = NULL;
+	l->in_flight--;
+}
+
 static void drop_agent(struct loop *l, size_t idx)
 {
 	struct agent_rt *a = l->agents[idx];
 
 	cancel_round(l, a);
+	cancel_payload(l, a);
 	round_leave(l, a);
 	agent_rt_free(a);
 	l->agents[idx] = l->agents[--l->n_agents];
@@ -349,6 +363,7 @@ static void reload_agent(struct loop *l, const char *id)
 	if (old) {
 		/* a round begun under the old settings must not report under the new ones */
 		cancel_round(l, old);
+		cancel_payload(l, old);
 		round_leave(l, old);
 		a->failures = old->row.state == a->row.state ? old->failures : 0;
 		a->due_ms = old->row.generation == a->row.generation ? old->due_ms : verifier_mono_ms();
@@ -1089,6 +1104,89 @@ static void queue_job(struct loop *l, struct agent_rt *a, struct transfer *x)
 	push_job(l, j);
 }
 
+/* Sends the agent its pending payload's V: POST https://ADDRESS/v1/payload/v. */
+static void start_payload(struct loop *l, struct agent_rt *a)
+{
+	struct transfer *x = calloc(1, sizeof(*x));
+	_cleanup_free_ uint8_t *enc_v = NULL;
+	_cleanup_free_ char *b64 = NULL;
+	struct json_object *req;
+	char url[VERIFIER_ADDRESS_MAX + 32];
+	size_t len;
+	int r;
+
+	if (!x)
+		return;
+	r = store_payload_pending(l->db, a->row.id, x->payload_id, &enc_v, &len);
+	if (r < 0 || kq_base64_encode(enc_v, len, &b64) < 0) {
+		if (r != -ENOENT)
+			log_error(MOD, "agent %s: cannot read its payload: %s", a->row.id, kq_errmsg());
+		a->row.payload_pending = r != -ENOENT;
+		free(x);
+		return;
+	}
+	x->kind = XFER_PAYLOAD;
+	x->agent = a;
+	x->max = 64 * 1024;
+	req = json_object_new_object();
+	json_object_object_add(req, "payload_id", json_object_new_string(x->payload_id));
+	json_object_object_add(req, "enc_v", json_object_new_string(b64));
+	x->body = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	snprintf(url, sizeof(url), "https://%s/v1/payload/v", a->row.address);
+	if (!x->body || !(x->easy = new_easy(l, x, url, l->cfg->tls_ca, (long)l->cfg->timeout_ms)) ||
+	    curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
+		xfer_free(x);
+		return;
+	}
+	a->payload = x;
+	l->in_flight++;
+	log_info(MOD, "agent %s passed: sending it the verifier's half of payload %s", a->row.id, x->payload_id);
+}
+
+/* The agent's answer to a payload's V: delivered, refused with its reason (kept), or tried again on the next pass. */
+static void finish_payload(struct loop *l, struct transfer *x, CURLcode cc)
+{
+	struct agent_rt *a = x->agent;
+	struct json_object *body = NULL, *rs;
+	char code[64], msg[512];
+	long status = 0;
+	int r;
+
+	a->payload = NULL;
+	l->in_flight--;
+	if (cc != CURLE_OK) {
+		log_warn(MOD, "agent %s: payload %s not delivered (%s); again with its next passing verdict", a->row.id,
+			 x->payload_id, curl_easy_strerror(cc));
+		return;
+	}
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 200) {
+		r = store_payload_result(l->db, a->row.id, x->payload_id, "delivered", NULL);
+		a->row.payload_pending = false;
+		if (r == 0)
+			log_info(MOD, "agent %s: payload %s delivered", a->row.id, x->payload_id);
+		return;
+	}
+	if (json_parse_body(x->buf ? x->buf : (const uint8_t *)"", x->len, x->max, 8, &body) < 0)
+		body = NULL;
+	agent_error(body, code, sizeof(code), msg, sizeof(msg));
+	json_object_put(body);
+	if (status >= 500 || status == 404) {
+		log_warn(MOD, "agent %s: payload %s not delivered (%ld %s: %s); again with its next passing verdict",
+			 a->row.id, x->payload_id, status, code, msg);
+		return;
+	}
+	/* the agent refused it: the tenant must look (and send another) */
+	rs = json_object_new_array();
+	json_object_array_add(rs, reason("payload", code, -1, msg));
+	r = store_payload_result(l->db, a->row.id, x->payload_id, "refused", rs);
+	json_object_put(rs);
+	a->row.payload_pending = false;
+	if (r == 0)
+		log_warn(MOD, "agent %s refused payload %s: %s: %s", a->row.id, x->payload_id, code, msg);
+}
+
 /* What a worker concluded for one agent, applied if it is still at that generation. */
 static void apply_job(struct loop *l, struct job *j)
 {
@@ -1114,6 +1212,9 @@ static void apply_job(struct loop *l, struct job *j)
 		}
 		a->from_zero = false;
 		a->failures = 0;
+		/* a secure payload's V goes out with a passing verdict (a guest's passes only with its host's) */
+		if (j->pass && a->row.payload_pending && !a->payload)
+			start_payload(l, a);
 		/* every interval from start to start, however long the round took (at once if longer) */
 		a->due_ms = a->started_ms + (int64_t)a->row.interval * 1000;
 		if (a->due_ms < now)
@@ -1673,6 +1774,8 @@ static void *run(void *ud)
 				finish_guest(l, x, m->data.result);
 			else if (x->kind == XFER_DEEP)
 				finish_deep(l, x, m->data.result);
+			else if (x->kind == XFER_PAYLOAD)
+				finish_payload(l, x, m->data.result);
 			else
 				finish_delivery(l, x, m->data.result);
 			xfer_free(x);

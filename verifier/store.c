@@ -39,6 +39,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE agents ADD COLUMN vm_uuid TEXT;"
 	"ALTER TABLE agents ADD COLUMN ek_name BLOB;"
 	"CREATE INDEX agents_host ON agents(host_id);",
+	/* 3: secure payloads: V of the latest payload per agent (encrypted to the agent's TPM payload key) */
+	"CREATE TABLE payloads (agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,"
+	"  payload_id TEXT NOT NULL, enc_v BLOB NOT NULL, state TEXT NOT NULL, reason TEXT,"
+	"  created INTEGER NOT NULL, updated INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);",
 };
 
 static const char *const state_names[] = {
@@ -97,7 +101,9 @@ static int load_fn(struct db *db, sqlite3 *h, void *ud)
 
 	(void)db;
 	rc = db_prepare(h, "SELECT id, address, ak, interval, bank, pcr_policy, mb_policy, ima_policy,"
-			   " state, generation, attest_state, kind, host_id, vm_uuid, ek_name FROM agents WHERE id = ?", &s);
+			   " state, generation, attest_state, kind, host_id, vm_uuid, ek_name,"
+			   " EXISTS (SELECT 1 FROM payloads p WHERE p.agent_id = agents.id AND p.state = 'pending')"
+			   " FROM agents WHERE id = ?", &s);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
@@ -142,6 +148,7 @@ static int load_fn(struct db *db, sqlite3 *h, void *ud)
 		}
 		free(st);
 	}
+	r->payload_pending = sqlite3_column_int(s, 15) != 0;
 	r->guest = sqlite3_column_text(s, 11) && strcmp((const char *)sqlite3_column_text(s, 11), "guest") == 0;
 	if (r->guest) {
 		char vm[40];
@@ -1138,4 +1145,151 @@ static int pol_delete_fn(struct db *db, sqlite3 *h, void *ud)
 int store_policy_delete(struct db *db, const char *name)
 {
 	return db_tx(db, pol_delete_fn, (void *)name);
+}
+
+/* ---- payloads ---- */
+
+struct payload_ctx {
+	const char *id, *payload_id, *state, *reason;
+	const uint8_t *enc_v;
+	size_t enc_v_len;
+	char *ret_payload_id;
+	uint8_t *ret_enc_v;
+	size_t ret_len;
+	struct json_object *out;
+	bool updated;
+};
+
+static int payload_put_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct payload_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int64_t now = verifier_now();
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT 1 FROM agents WHERE id = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_DONE)
+		return kq_err(-ENOENT, "no agent %s", c->id);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "payload");
+	sqlite3_finalize(TAKE_PTR(s));
+	rc = db_prepare(h, "INSERT OR REPLACE INTO payloads (agent_id, payload_id, enc_v, state, reason, created, updated,"
+			   " attempts) VALUES (?, ?, ?, 'pending', NULL, ?, ?, 0)", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, c->payload_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, c->enc_v, (int)c->enc_v_len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, now);
+	sqlite3_bind_int64(s, 5, now);
+	return db_err(h, sqlite3_step(s), "payload");
+}
+
+int store_payload_put(struct db *db, const char *id, const char *payload_id, const uint8_t *enc_v, size_t len)
+{
+	return db_tx(db, payload_put_fn, &(struct payload_ctx){ .id = id, .payload_id = payload_id, .enc_v = enc_v,
+								.enc_v_len = len });
+}
+
+static int payload_get_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct payload_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "SELECT payload_id, state, reason, created, updated, attempts, enc_v FROM payloads"
+			   " WHERE agent_id = ?", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_DONE)
+		return kq_err(-ENOENT, "no payload for agent %s", c->id);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "payload");
+	if (c->ret_payload_id) {
+		/* the pending one, for delivery */
+		if (strcmp((const char *)sqlite3_column_text(s, 1), "pending") != 0)
+			return kq_err(-ENOENT, "no pending payload for agent %s", c->id);
+		snprintf(c->ret_payload_id, PAYLOAD_ID_MAX + 1, "%s", (const char *)sqlite3_column_text(s, 0));
+		c->ret_len = (size_t)sqlite3_column_bytes(s, 6);
+		c->ret_enc_v = malloc(c->ret_len ? c->ret_len : 1);
+		if (!c->ret_enc_v)
+			return kq_err(-ENOMEM, "out of memory");
+		memcpy(c->ret_enc_v, sqlite3_column_blob(s, 6), c->ret_len);
+		return 0;
+	}
+	c->out = json_object_new_object();
+	json_object_object_add(c->out, "agent_id", json_object_new_string(c->id));
+	json_object_object_add(c->out, "payload_id", col_json(s, 0));
+	json_object_object_add(c->out, "state", col_json(s, 1));
+	json_object_object_add(c->out, "reason", reasons_json(s, 2));
+	json_object_object_add(c->out, "created", col_json(s, 3));
+	json_object_object_add(c->out, "updated", col_json(s, 4));
+	json_object_object_add(c->out, "attempts", col_json(s, 5));
+	return 0;
+}
+
+int store_payload_json(struct db *db, const char *id, struct json_object **ret)
+{
+	struct payload_ctx c = { .id = id };
+	int r = db_tx(db, payload_get_fn, &c);
+
+	if (r < 0)
+		return r;
+	*ret = c.out;
+	return 0;
+}
+
+int store_payload_pending(struct db *db, const char *id, char payload_id[PAYLOAD_ID_MAX + 1], uint8_t **ret_enc_v,
+			  size_t *ret_len)
+{
+	struct payload_ctx c = { .id = id, .ret_payload_id = payload_id };
+	int r = db_tx(db, payload_get_fn, &c);
+
+	if (r < 0) {
+		free(c.ret_enc_v);
+		return r;
+	}
+	*ret_enc_v = c.ret_enc_v;
+	*ret_len = c.ret_len;
+	return 0;
+}
+
+static int payload_result_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct payload_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	(void)db;
+	rc = db_prepare(h, "UPDATE payloads SET state = ?, reason = ?, updated = ?, attempts = attempts + 1"
+			   " WHERE agent_id = ? AND payload_id = ? AND state = 'pending'", &s);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, c->state, -1, SQLITE_STATIC);
+	if (c->reason)
+		sqlite3_bind_text(s, 2, c->reason, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 2);
+	sqlite3_bind_int64(s, 3, verifier_now());
+	sqlite3_bind_text(s, 4, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, c->payload_id, -1, SQLITE_STATIC);
+	rc = db_err(h, sqlite3_step(s), "payload");
+	c->updated = rc == 0 && sqlite3_changes(h) > 0;
+	return rc;
+}
+
+int store_payload_result(struct db *db, const char *id, const char *payload_id, const char *state,
+			 struct json_object *reasons)
+{
+	struct payload_ctx c = { .id = id, .payload_id = payload_id, .state = state,
+				 .reason = reasons ? json_object_to_json_string_ext(reasons, JSON_C_TO_STRING_PLAIN) : NULL };
+	int r = db_tx(db, payload_result_fn, &c);
+
+	return r < 0 ? r : c.updated ? 0 : -ESTALE;
 }

@@ -78,6 +78,7 @@ struct agent_row {
 	uint8_t *st;                  /* the replay state, attest_state_pack's form (NULL: none) */
 	size_t st_len;
 	uint64_t ima_next;            /* its IMA position (0 without a state) */
+	bool payload_pending;         /* a secure payload's V waits for a passing verdict */
 	/* guests: attested through their host's deep quote */
 	bool guest;
 	char host_id[VERIFIER_ID_LEN + 1];
@@ -169,6 +170,21 @@ int store_policy_json(struct db *db, const char *name, bool with_document, struc
 int store_policies_json(struct db *db, struct json_object **ret);
 /* -ENOENT, -EBUSY while an agent names it (message names one). */
 int store_policy_delete(struct db *db, const char *name);
+
+/* ---- secure payloads (docs/payloads.md) ---- */
+
+#define PAYLOAD_ID_MAX 32
+
+/* Stores V (encrypted to the agent's payload key) as the agent's pending payload, replacing any. -ENOENT. */
+int store_payload_put(struct db *db, const char *id, const char *payload_id, const uint8_t *enc_v, size_t len);
+/* {agent_id, payload_id, state, reason, created, updated, attempts}; -ENOENT if none. */
+int store_payload_json(struct db *db, const char *id, struct json_object **ret);
+/* The pending payload's id and V (malloc'd); -ENOENT if none is pending. */
+int store_payload_pending(struct db *db, const char *id, char payload_id[PAYLOAD_ID_MAX + 1], uint8_t **ret_enc_v,
+			  size_t *ret_len);
+/* The agent's answer: state "delivered" or "refused" (reasons: array or NULL). -ESTALE if not pending any more. */
+int store_payload_result(struct db *db, const char *id, const char *payload_id, const char *state,
+			 struct json_object *reasons);
 
 /* Outbox rows due for delivery. */
 struct outbox_item {

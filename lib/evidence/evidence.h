@@ -39,6 +39,8 @@
 /* Held around every use of the agent's TPM (quotes, signatures, key loads). */
 extern pthread_mutex_t evidence_tpm_lock;
 
+struct payload_agent;
+
 /* What an agent serves. Pointers must stay valid while it serves. */
 struct evidence_config {
 	struct tpmdev *tpm;         /* used under evidence_tpm_lock */
@@ -47,6 +49,7 @@ struct evidence_config {
 	const char *uefi_log;       /* NULL or "": answered as null; unreadable: null and a warning */
 	const char *ima_log;        /* likewise */
 	const char *boot_id;        /* a file holding the boot id (trailing blanks dropped); NULL: null */
+	const struct payload_agent *payload; /* lib/payload's routes; NULL: they answer 404 */
 };
 
 /* The fields every evidence request carries, checked. */

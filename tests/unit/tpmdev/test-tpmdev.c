@@ -42,11 +42,13 @@
 #include "tpm/tpm.h"
 #include "tpmdev/tpmdev-priv.h"
 #include "tpmdev/tpmdev.h"
+#include "payload/payload.h"
 
 #define AK_RSA 0x81010010u
 #define AK_ECC 0x81010011u
 #define CA_RSA 0x81010020u
 #define CA_ECC 0x81010021u
+#define PAYLOAD_KEY 0x81010030u
 #define FAKE_AK 0x81010030u
 #define REPEAT 20
 
@@ -807,6 +809,74 @@ static void test_ca_key(void **state)
 	tpmdev_close(t);
 }
 
+/* The payload key: decryption only, certified by the AK; a payload sealed to it opens only through this TPM. */
+static void test_payload_key(void **state)
+{
+	struct tpmdev *t = open_tpm();
+	TPM2B_PUBLIC pub, ak, again;
+	TPM2B_NAME name, name2, computed;
+	TPMT_SIGNATURE sig;
+	TPMS_ATTEST a;
+	_cleanup_free_ uint8_t *attest = NULL, *plain = NULL;
+	struct payload_sealed sl;
+	uint8_t u[64], v[64], k[PAYLOAD_KEY_LEN], qual[32], *s = NULL;
+	size_t len, ulen, vlen, plen, sig_len;
+	const char *id = "5d8a2f0e-2b1c-4c3d-9e8f-0a1b2c3d4e5f", *msg = "the LUKS passphrase";
+	EVP_PKEY *key, *ak_key;
+
+	OK(tpmdev_payload_key(t, PAYLOAD_KEY, &pub, &name));
+	assert_true(pub.publicArea.objectAttributes & TPMA_OBJECT_DECRYPT);
+	assert_false(pub.publicArea.objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT);
+	assert_false(pub.publicArea.objectAttributes & TPMA_OBJECT_RESTRICTED);
+	assert_true(pub.publicArea.objectAttributes & TPMA_OBJECT_FIXEDTPM);
+	assert_int_equal(pub.publicArea.parameters.rsaDetail.scheme.scheme, TPM2_ALG_OAEP);
+	OK(tpm_public_name(&pub.publicArea, &computed));
+	assert_name_equal(&computed, &name);
+
+	/* certified by the AK */
+	OK(tpmdev_ak(t, TPMDEV_RSA2048, AK_RSA, &ak, NULL));
+	random_bytes(qual, sizeof(qual));
+	OK(tpmdev_certify(t, PAYLOAD_KEY, AK_RSA, qual, sizeof(qual), &attest, &len, &sig));
+	ak_key = pkey_of(&ak);
+	OK(tpm_signature_verify(ak_key, &sig, attest, len));
+	OK(tpm_attest_unmarshal(attest, len, &a));
+	assert_int_equal(a.type, TPM2_ST_ATTEST_CERTIFY);
+	assert_name_equal(&a.attested.certify.name, &name);
+
+	/* sealed in software to its public part, opened with U and V decrypted in the TPM */
+	key = pkey_of(&pub);
+	OK(payload_seal(key, id, (const uint8_t *)msg, strlen(msg), &sl));
+	OK(tpmdev_rsa_decrypt(t, PAYLOAD_KEY, PAYLOAD_LABEL_U, sl.enc_u, sl.enc_u_len, u, sizeof(u), &ulen));
+	OK(tpmdev_rsa_decrypt(t, PAYLOAD_KEY, PAYLOAD_LABEL_V, sl.enc_v, sl.enc_v_len, v, sizeof(v), &vlen));
+	assert_int_equal(ulen, PAYLOAD_KEY_LEN);
+	assert_int_equal(vlen, PAYLOAD_KEY_LEN);
+	OK(payload_combine(u, v, id, sl.auth_tag, k));
+	OK(payload_open(k, id, sl.sealed, sl.sealed_len, &plain, &plen));
+	assert_int_equal(plen, strlen(msg));
+	assert_memory_equal(plain, msg, plen);
+	/* U under V's label (a swap), a changed U: the TPM refuses */
+	assert_true(tpmdev_rsa_decrypt(t, PAYLOAD_KEY, PAYLOAD_LABEL_V, sl.enc_u, sl.enc_u_len, u, sizeof(u), &ulen) < 0);
+	sl.enc_u[10] ^= 1;
+	assert_true(tpmdev_rsa_decrypt(t, PAYLOAD_KEY, PAYLOAD_LABEL_U, sl.enc_u, sl.enc_u_len, u, sizeof(u), &ulen) < 0);
+	/* it signs nothing */
+	assert_true(tpmdev_sign_digest(t, PAYLOAD_KEY, TPM2_ALG_SHA256, qual, 32, &s, &sig_len) < 0);
+	assert_null(s);
+	/* no other key passes for it, nor it for another */
+	assert_int_equal(tpmdev_ca_key(t, TPMDEV_RSA2048, PAYLOAD_KEY, &again, NULL), -EEXIST);
+	assert_int_equal(tpmdev_payload_key(t, AK_RSA, &again, NULL), -EEXIST);
+	assert_nothing_loaded(t);
+	tpmdev_close(t);
+
+	/* persisted */
+	t = open_tpm();
+	OK(tpmdev_payload_key(t, PAYLOAD_KEY, &again, &name2));
+	assert_name_equal(&name2, &name);
+	tpmdev_close(t);
+	payload_sealed_clear(&sl);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ak_key);
+}
+
 /* ---- no leaks of TPM objects or sessions ---- */
 
 static void test_repeat(void **state)
@@ -910,6 +980,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ek_rsa),  cmocka_unit_test(test_ek_ecc), cmocka_unit_test(test_ak),
 		cmocka_unit_test(test_activate), cmocka_unit_test(test_quote), cmocka_unit_test(test_ca_key),
+		cmocka_unit_test(test_payload_key),
 		cmocka_unit_test(test_repeat),  cmocka_unit_test(test_errors),
 	};
 

@@ -350,6 +350,64 @@ static void test_rounds_batch(void **state)
 	db_close(db);
 }
 
+/* Payloads: V kept per agent (pending, then delivered or refused), the row follows, deleted with its agent. */
+static void test_payloads(void **state)
+{
+	struct db *db;
+	struct agent_spec spec = { .address = "127.0.0.1:8892", .interval = 5, .bank = "sha256",
+				   .ak = (const uint8_t *)"AK", .ak_len = 2 };
+	const char *p1 = "0123456789abcdef0123456789abcdef", *p2 = "fedcba9876543210fedcba9876543210";
+	uint8_t v1[256], *got = NULL;
+	char pid[PAYLOAD_ID_MAX + 1];
+	struct json_object *o, *rs;
+	struct agent_row row;
+	size_t len;
+
+	(void)state;
+	memset(v1, 0x5a, sizeof(v1));
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, &db), 0);
+	assert_int_equal(store_payload_put(db, ID, p1, v1, sizeof(v1)), -ENOENT); /* no such agent */
+	assert_int_equal(store_agent_insert(db, ID, &spec), 0);
+	assert_int_equal(store_payload_json(db, ID, &o), -ENOENT);
+	assert_int_equal(store_payload_pending(db, ID, pid, &got, &len), -ENOENT);
+	assert_int_equal(store_agent_load(db, ID, &row), 0);
+	assert_false(row.payload_pending);
+	agent_row_clear(&row);
+
+	assert_int_equal(store_payload_put(db, ID, p1, v1, sizeof(v1)), 0);
+	assert_int_equal(store_agent_load(db, ID, &row), 0);
+	assert_true(row.payload_pending);
+	agent_row_clear(&row);
+	assert_int_equal(store_payload_pending(db, ID, pid, &got, &len), 0);
+	assert_string_equal(pid, p1);
+	assert_int_equal(len, sizeof(v1));
+	assert_memory_equal(got, v1, len);
+	free(got);
+	/* a newer payload replaces it; an answer about the old one changes nothing */
+	assert_int_equal(store_payload_put(db, ID, p2, v1, 128), 0);
+	assert_int_equal(store_payload_result(db, ID, p1, "delivered", NULL), -ESTALE);
+	rs = json_object_new_array();
+	json_object_array_add(rs, json_object_new_string("u_undecryptable"));
+	assert_int_equal(store_payload_result(db, ID, p2, "refused", rs), 0);
+	json_object_put(rs);
+	assert_int_equal(store_payload_result(db, ID, p2, "delivered", NULL), -ESTALE); /* no longer pending */
+	assert_int_equal(store_payload_json(db, ID, &o), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "refused");
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "payload_id")), p2);
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "reason")), 1);
+	assert_int_equal(json_object_get_int(json_object_object_get(o, "attempts")), 1);
+	json_object_put(o);
+	assert_int_equal(store_payload_pending(db, ID, pid, &got, &len), -ENOENT);
+	assert_int_equal(store_agent_load(db, ID, &row), 0);
+	assert_false(row.payload_pending);
+	agent_row_clear(&row);
+	/* gone with its agent */
+	assert_int_equal(store_agent_delete(db, ID), 0);
+	assert_int_equal(store_payload_json(db, ID, &o), -ENOENT);
+	db_close(db);
+}
+
 /* DSSE: sig over "DSSEv1 <len(type)> <type> <len(payload)> <payload>" */
 static bool verify_env(const char *env_text, EVP_PKEY *pub, bool tamper)
 {
@@ -423,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_pcr_policy),
 		cmocka_unit_test(test_agents_rounds_outbox),
 		cmocka_unit_test(test_rounds_batch),
+		cmocka_unit_test(test_payloads),
 		cmocka_unit_test(test_envelope),
 	};
 
