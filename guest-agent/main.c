@@ -3,7 +3,8 @@
  * kumquat-guest-agent: runs inside a VM and owns its vTPM. It enrols the
  * guest with the registrar -- its vTPM EK certificate (signed by its host's
  * vTPM-CA key), an AK activated by MakeCredential/ActivateCredential, and the
- * VM UUID it claims, which must be the one the certificate names -- and then,
+ * VM UUID it claims, which must be the one the certificate names -- has the
+ * AK certify its payload key (a decryption key in the vTPM), and then,
  * when [server] cert is set, serves the evidence the verifier asks for
  * (POST /v1/quote, lib/evidence) until SIGTERM (docs/guest-agent.md).
  */
@@ -15,6 +16,7 @@
 #include "conf/conf.h"
 #include "enrol/enrol.h"
 #include "evidence/evidence.h"
+#include "evidence/services.h"
 #include "http/http.h"
 #include "kq-config.h"
 #include "log/log.h"
@@ -26,7 +28,7 @@
 
 struct guest_config {
 	char *id, *state_dir, *vm_uuid, *vm_uuid_file, *contact;
-	char *tcti, *ek_alg, *ak_handle_s;
+	char *tcti, *ek_alg, *ak_handle_s, *payload_key_handle_s;
 	char *registrar_url, *registrar_ca;
 	uint64_t timeout_ms;
 	/* evidence endpoint (mTLS); off when cert is unset */
@@ -34,6 +36,7 @@ struct guest_config {
 	uint16_t port;
 	char *cert, *key, *client_ca;
 	char *uefi_log, *ima_log, *boot_id_path;
+	struct services_config svc;
 	char *log_level;
 	bool log_json;
 };
@@ -48,6 +51,7 @@ static const struct conf_option options[] = {
 	O("tpm", "tcti", CONF_STRING, tcti, 512),
 	O("tpm", "ek_alg", CONF_STRING, ek_alg, 8),
 	O("tpm", "ak_handle", CONF_STRING, ak_handle_s, 16),
+	O("tpm", "payload_key_handle", CONF_STRING, payload_key_handle_s, 16),
 	O("registrar", "url", CONF_STRING, registrar_url, 512),
 	O("registrar", "ca", CONF_PATH, registrar_ca, 0),
 	O("registrar", "timeout_ms", CONF_UINT, timeout_ms, 600000),
@@ -59,6 +63,7 @@ static const struct conf_option options[] = {
 	O("logs", "uefi", CONF_STRING, uefi_log, 4096), /* empty: none (SeaBIOS guests have no UEFI log) */
 	O("logs", "ima", CONF_STRING, ima_log, 4096),
 	O("logs", "boot_id", CONF_PATH, boot_id_path, 0),
+	SERVICES_OPTIONS(struct guest_config, svc),
 	O("log", "level", CONF_STRING, log_level, 0),
 	O("log", "json", CONF_BOOL, log_json, 0),
 	{ 0 },
@@ -68,12 +73,14 @@ static void usage(FILE *f)
 {
 	fputs("usage: kumquat-guest-agent [--config FILE] [--enrol-only] [--help] [--version]\n"
 	      "Enrols this VM's vTPM with the registrar (EK certificate from the host's vTPM-CA,\n"
-	      "AK by MakeCredential/ActivateCredential), then serves its evidence (POST /v1/quote)\n"
-	      "if [server] cert is set. --enrol-only exits once enrolled. Default config: " DEFAULT_CONFIG "\n", f);
+	      "AK by MakeCredential/ActivateCredential) and its payload key (certified by the AK),\n"
+	      "then serves its evidence (POST /v1/quote) if [server] cert is set. --enrol-only exits\n"
+	      "once enrolled. Default config: " DEFAULT_CONFIG "\n", f);
 }
 
 static const struct http_route routes[] = {
 	{ "POST", "/v1/quote", true, evidence_handle_quote },
+	SERVICES_ROUTES,
 };
 
 /* The VM UUID: configured, or the firmware's system UUID (libvirt sets it to the domain's). */
@@ -113,10 +120,12 @@ int main(int argc, char **argv)
 	struct enrol_config ec = { .kind = "guest" };
 	struct enrol_result er;
 	struct evidence_config ev;
+	struct services svc = { 0 };
 	struct http_server *srv = NULL;
 	enum log_level level = LOG_INFO;
 	char id[37], vm[37];
-	uint64_t ak_handle = TPMDEV_AK_HANDLE;
+	uint64_t ak_handle = TPMDEV_AK_HANDLE, payload_key_handle = TPMDEV_PAYLOAD_KEY_HANDLE;
+	TPM2B_NAME payload_name;
 	bool once = false;
 	sigset_t set;
 	int c, r, sig, rc = 1;
@@ -177,17 +186,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kumquat-guest-agent: config: [server] needs cert, key and client_ca\n");
 		goto out;
 	}
-	if (cfg.ak_handle_s) {
-		uint8_t b[4];
-		size_t n;
-
-		if (kq_hex_decode(cfg.ak_handle_s, b, sizeof(b), &n) < 0 || n != 4 ||
-		    (ak_handle = (uint64_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]) < 0x81000000u ||
-		    ak_handle > 0x817fffffu) {
-			fprintf(stderr, "kumquat-guest-agent: config: [tpm] ak_handle must be a persistent handle "
-					"0x81000000-0x817fffff\n");
-			goto out;
-		}
+	if ((cfg.ak_handle_s && enrol_parse_handle("ak_handle", cfg.ak_handle_s, &ak_handle) < 0) ||
+	    (cfg.payload_key_handle_s &&
+	     enrol_parse_handle("payload_key_handle", cfg.payload_key_handle_s, &payload_key_handle) < 0)) {
+		fprintf(stderr, "kumquat-guest-agent: config: %s\n", kq_errmsg());
+		goto out;
+	}
+	if (ak_handle == payload_key_handle) {
+		fprintf(stderr, "kumquat-guest-agent: config: [tpm] ak_handle and payload_key_handle must differ\n");
+		goto out;
 	}
 	if (cfg.id && cfg.id[0]) {
 		if (!kq_uuid_normalize(cfg.id, id)) {
@@ -220,20 +227,31 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kumquat-guest-agent: enrolment failed: %s\n", kq_errmsg());
 		goto out;
 	}
+	r = enrol_payload_key(&ec, tpm, (TPM2_HANDLE)payload_key_handle, &payload_name);
+	if (r < 0) {
+		fprintf(stderr, "kumquat-guest-agent: enrolment failed: payload key: %s\n", kq_errmsg());
+		goto out;
+	}
 	{
 		_cleanup_free_ char *ak = kq_hex_dup(er.ak_name.name, er.ak_name.size);
+		_cleanup_free_ char *pk = kq_hex_dup(payload_name.name, payload_name.size);
 
-		log_info("guest-agent", "enrolled as %s, VM %s (AK %s)", id, vm, ak ? ak : "?");
+		log_info("guest-agent", "enrolled as %s, VM %s (AK %s, payload key %s)", id, vm, ak ? ak : "?",
+			 pk ? pk : "?");
 	}
 	if (!once && cfg.cert) {
 		ev = (struct evidence_config){
 			.tpm = tpm, .ak_handle = (TPM2_HANDLE)ak_handle, .agent_id = id,
 			.uefi_log = cfg.uefi_log, .ima_log = cfg.ima_log, .boot_id = cfg.boot_id_path,
 		};
+		if (services_setup(&cfg.svc, id, (TPM2_HANDLE)payload_key_handle, cfg.state_dir, &svc, &ev) < 0) {
+			fprintf(stderr, "kumquat-guest-agent: config: %s\n", kq_errmsg());
+			goto out;
+		}
 		r = http_server_start(&(struct http_server_config){
 					      .bind_addr = cfg.listen, .port = cfg.port, .cert_file = cfg.cert,
 					      .key_file = cfg.key, .client_ca_file = cfg.client_ca,
-					      .max_body = EVIDENCE_MAX_BODY, .threads = 2 },
+					      .max_body = SERVICES_MAX_BODY, .threads = 2 },
 				      routes, ARRAY_SIZE(routes), &ev, &srv);
 		if (r < 0) {
 			fprintf(stderr, "kumquat-guest-agent: cannot listen on %s:%u: %s\n", cfg.listen,
@@ -251,6 +269,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	http_server_stop(srv);
+	services_clear(&svc);
 	tpmdev_close(tpm);
 	conf_free(options, &cfg);
 	return rc;

@@ -1,14 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The host's enrolment: lib/enrol's steps, then the vTPM-CA key certified by the AK. */
+/* The host's enrolment: lib/enrol's steps, then the vTPM-CA and payload keys certified by the AK. */
 #include "host-agent.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include <tss2/tss2_mu.h>
-
 #include "enrol/enrol.h"
-#include "json/json.h"
 #include "log/log.h"
 #include "tpm/tpm.h"
 #include "util/util.h"
@@ -38,12 +35,6 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 	};
 	struct enrol_result er;
 	TPM2B_PUBLIC ca;
-	uint8_t ca_buf[sizeof(TPM2B_PUBLIC)], sig_buf[sizeof(TPMT_SIGNATURE)];
-	size_t ca_len = 0, sig_len = 0, nonce_len = 0, attest_len = 0;
-	_cleanup_free_ uint8_t *nonce = NULL, *attest = NULL;
-	_cleanup_free_ char *path = NULL;
-	struct json_object *req = NULL, *resp = NULL;
-	TPMT_SIGNATURE sig;
 	int r;
 
 	if (cfg->id && cfg->id[0]) {
@@ -64,48 +55,13 @@ int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, st
 
 	/* 3. the vTPM-CA key, certified by the AK over the registrar's nonce */
 	if ((r = tpmdev_ca_key(tpm, alg, (TPM2_HANDLE)cfg->ca_key_handle, &ca, &e.ca_name)) < 0 ||
-	    (r = enrol_marshal_public(&ca, ca_buf, sizeof(ca_buf), &ca_len)) < 0)
-		goto out;
-	if (asprintf(&path, "/v1/agents/%s/vtpm-ca/nonce", e.id) < 0) {
-		path = NULL;
-		r = kq_err(-ENOMEM, "out of memory");
-		goto out;
-	}
-	req = json_object_new_object();
-	if ((r = enrol_post(&ec, path, req, &resp)) < 0 || (r = enrol_get_b64(resp, "nonce", 64, &nonce, &nonce_len)) < 0)
-		goto out;
-	if (nonce_len != 32) {
-		r = kq_err(-EBADMSG, "the registrar's nonce is %zu bytes, not 32", nonce_len);
-		goto out;
-	}
-	json_object_put(resp);
-	resp = NULL;
-	json_object_put(req);
-	req = NULL;
-	r = tpmdev_certify(tpm, (TPM2_HANDLE)cfg->ca_key_handle, (TPM2_HANDLE)cfg->ak_handle, nonce, nonce_len,
-			   &attest, &attest_len, &sig);
-	if (r < 0)
-		goto out;
-	if (Tss2_MU_TPMT_SIGNATURE_Marshal(&sig, sig_buf, sizeof(sig_buf), &sig_len) != TSS2_RC_SUCCESS) {
-		r = kq_err(-EINVAL, "cannot marshal the signature");
-		goto out;
-	}
-	free(path);
-	if (asprintf(&path, "/v1/agents/%s/vtpm-ca", e.id) < 0) {
-		path = NULL;
-		r = kq_err(-ENOMEM, "out of memory");
-		goto out;
-	}
-	req = json_object_new_object();
-	if ((r = enrol_add_b64(req, "ca_pub", ca_buf, ca_len)) < 0 ||
-	    (r = enrol_add_b64(req, "attest", attest, attest_len)) < 0 ||
-	    (r = enrol_add_b64(req, "signature", sig_buf, sig_len)) < 0 || (r = enrol_post(&ec, path, req, &resp)) < 0)
-		goto out;
+	    (r = enrol_certify_key(&ec, tpm, (TPM2_HANDLE)cfg->ca_key_handle, &ca, "/vtpm-ca", "ca_pub")) < 0)
+		return kq_err_ctx(r, "vTPM-CA key: ");
 	log_info(MOD, "vTPM CA key of host %s recorded by the registrar", e.id);
+
+	/* 4. the payload key, the same way */
+	if ((r = enrol_payload_key(&ec, tpm, (TPM2_HANDLE)cfg->payload_key_handle, &e.payload_name)) < 0)
+		return kq_err_ctx(r, "payload key: ");
 	*ret = e;
-	r = 0;
-out:
-	json_object_put(req);
-	json_object_put(resp);
-	return r;
+	return 0;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The host agent's HTTPS endpoint (mTLS): POST /v1/quote, the evidence every
- * agent serves (lib/evidence), and POST /v1/deep-quote (deepquote.c).
+ * agent serves (lib/evidence), POST /v1/deep-quote (deepquote.c), and the
+ * payload and revocation routes both agents serve (lib/evidence/services.h).
  */
 #include "host-agent.h"
 
@@ -18,9 +19,11 @@
 #define SERVER_THREADS 8
 /* A deep quote of DQ_MAX_LEAVES leaves; /v1/quote keeps its own 64 KiB limit. */
 #define SERVER_MAX_BODY (24u << 20)
+_Static_assert(SERVER_MAX_BODY >= SERVICES_MAX_BODY, "the payload routes' bodies fit");
 
 struct host_server {
-	struct evidence_config ev;
+	struct evidence_config ev; /* first: the services' routes take a host_server as their evidence_config */
+	struct services svc;
 	char id[37];
 	struct host_deepquote *dq;
 	struct http_server *http;
@@ -43,6 +46,7 @@ static void handle_deep_quote(const struct http_request *req, struct http_respon
 static const struct http_route routes[] = {
 	{ "POST", "/v1/quote", true, handle_quote },
 	{ "POST", "/v1/deep-quote", true, handle_deep_quote },
+	SERVICES_ROUTES,
 };
 
 int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, const char *id,
@@ -58,7 +62,9 @@ int host_agent_serve(const struct host_agent_config *cfg, struct tpmdev *tpm, co
 		.tpm = tpm, .ak_handle = (TPM2_HANDLE)cfg->ak_handle, .agent_id = s->id,
 		.uefi_log = cfg->uefi_log, .ima_log = cfg->ima_log, .boot_id = cfg->boot_id_path,
 	};
-	if ((r = host_deepquote_new(&s->ev, vtpm, (unsigned)cfg->dq_window_ms, &s->dq)) < 0)
+	if ((r = services_setup(&cfg->svc, s->id, (TPM2_HANDLE)cfg->payload_key_handle, cfg->state_dir, &s->svc,
+				&s->ev)) < 0 ||
+	    (r = host_deepquote_new(&s->ev, vtpm, (unsigned)cfg->dq_window_ms, &s->dq)) < 0)
 		goto fail;
 	r = http_server_start(&(struct http_server_config){
 				      .bind_addr = cfg->listen, .port = cfg->port, .cert_file = cfg->cert,
@@ -85,5 +91,6 @@ void host_agent_serve_stop(struct host_server *s)
 		return;
 	http_server_stop(s->http);
 	host_deepquote_free(s->dq);
+	services_clear(&s->svc);
 	free(s);
 }

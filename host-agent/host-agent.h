@@ -2,7 +2,7 @@
 /*
  * kumquat-host-agent: owns a hypervisor's hardware TPM. This part enrols the
  * host with the registrar (EK + EK certificate, AK, ActivateCredential) and
- * has the TPM certify the host's vTPM-CA key.
+ * has the TPM certify the host's vTPM-CA key and payload key.
  */
 #ifndef KQ_HOST_AGENT_H
 #define KQ_HOST_AGENT_H
@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "evidence/evidence.h"
+#include "evidence/services.h"
 #include "http/http.h"
 #include "tpmdev/tpmdev.h"
 
@@ -22,8 +23,8 @@ struct host_agent_config {
 	char *state_dir;
 	char *tcti;
 	char *ek_alg;       /* "rsa" (default) or "ecc" */
-	uint64_t ak_handle, ca_key_handle;
-	char *ak_handle_s, *ca_key_handle_s; /* as configured: hex, e.g. 0x81010010 */
+	uint64_t ak_handle, ca_key_handle, payload_key_handle;
+	char *ak_handle_s, *ca_key_handle_s, *payload_key_handle_s; /* as configured: hex, e.g. 0x81010010 */
 	char *contact;      /* URL the verifier uses to reach this agent */
 	char *registrar_url;
 	char *registrar_ca; /* CA of the registrar's TLS certificate */
@@ -35,6 +36,7 @@ struct host_agent_config {
 	uint16_t port;
 	char *cert, *key, *client_ca;
 	char *uefi_log, *ima_log, *boot_id_path;
+	struct services_config svc; /* [payload], [revocation] */
 	uint64_t dq_window_ms; /* [deep-quote] window_ms: requests this close share one quote; 0: none do */
 	/* local socket for the vTPM manager and swtpm_setup's cert tool; off when empty */
 	char *vtpm_socket;
@@ -46,7 +48,7 @@ struct host_agent_config {
 /* Result of an enrolment, for logs and the state file. */
 struct host_enrolment {
 	char id[37];
-	TPM2B_NAME ak_name, ca_name;
+	TPM2B_NAME ak_name, ca_name, payload_name;
 	bool ek_cert;
 };
 
@@ -115,7 +117,7 @@ int host_vtpm_parse_ek(const char *ek, EVP_PKEY **ret);
 /* Reads state_dir/id, or makes a random UUID and stores it (0600). */
 int host_agent_id(const char *state_dir, char ret[37]);
 
-/* Enrols with the registrar and submits the certified vTPM-CA key. */
+/* Enrols with the registrar and submits the certified vTPM-CA key, then the payload key. */
 int host_agent_enrol(const struct host_agent_config *cfg, struct tpmdev *tpm, struct host_enrolment *ret);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "conf/conf.h"
+#include "enrol/enrol.h"
 #include "host-agent.h"
 #include "kq-config.h"
 #include "log/log.h"
@@ -23,6 +24,7 @@ static const struct conf_option options[] = {
 	{ "tpm", "ek_alg", CONF_STRING, offsetof(struct host_agent_config, ek_alg), 0 },
 	{ "tpm", "ak_handle", CONF_STRING, offsetof(struct host_agent_config, ak_handle_s), 0 },
 	{ "tpm", "ca_key_handle", CONF_STRING, offsetof(struct host_agent_config, ca_key_handle_s), 0 },
+	{ "tpm", "payload_key_handle", CONF_STRING, offsetof(struct host_agent_config, payload_key_handle_s), 0 },
 	{ "registrar", "url", CONF_STRING, offsetof(struct host_agent_config, registrar_url), 0 },
 	{ "registrar", "ca", CONF_PATH, offsetof(struct host_agent_config, registrar_ca), 0 },
 	{ "registrar", "timeout_ms", CONF_UINT, offsetof(struct host_agent_config, timeout_ms), 600000 },
@@ -34,6 +36,7 @@ static const struct conf_option options[] = {
 	{ "logs", "uefi", CONF_PATH, offsetof(struct host_agent_config, uefi_log), 0 },
 	{ "logs", "ima", CONF_PATH, offsetof(struct host_agent_config, ima_log), 0 },
 	{ "logs", "boot_id", CONF_PATH, offsetof(struct host_agent_config, boot_id_path), 0 },
+	SERVICES_OPTIONS(struct host_agent_config, svc),
 	{ "deep-quote", "window_ms", CONF_UINT, offsetof(struct host_agent_config, dq_window_ms), 5000 },
 	{ "vtpm", "socket", CONF_STRING, offsetof(struct host_agent_config, vtpm_socket), 107 },
 	{ "vtpm", "socket_uids", CONF_STRING, offsetof(struct host_agent_config, vtpm_socket_uids), 200 },
@@ -46,22 +49,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: kumquat-host-agent [--config FILE] [--enrol-only] [--help] [--version]\n"
 	      "Owns the host's TPM: enrols with the registrar and has the TPM certify the host's\n"
-	      "vTPM-CA key. --enrol-only exits once enrolled. Default config: " DEFAULT_CONFIG "\n", f);
-}
-
-/* A persistent handle in the owner range, written in hex ("0x81010010"). */
-static int parse_handle(const char *key, const char *s, uint64_t *ret)
-{
-	uint8_t b[4];
-	size_t n;
-
-	if (kq_hex_decode(s, b, sizeof(b), &n) < 0 || n != 4 || b[0] != 0x81 || b[1] > 0x7f) {
-		fprintf(stderr, "kumquat-host-agent: config: [tpm] %s = %s is not a persistent handle "
-			"0x81000000-0x817fffff\n", key, s);
-		return -EINVAL;
-	}
-	*ret = (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
-	return 0;
+	      "vTPM-CA key and payload key. --enrol-only exits once enrolled. Default config: " DEFAULT_CONFIG "\n", f);
 }
 
 int main(int argc, char **argv)
@@ -75,7 +63,8 @@ int main(int argc, char **argv)
 	};
 	const char *config = DEFAULT_CONFIG;
 	struct host_agent_config cfg = {
-		.ak_handle = TPMDEV_AK_HANDLE, .ca_key_handle = TPMDEV_CA_KEY_HANDLE, .timeout_ms = 30000,
+		.ak_handle = TPMDEV_AK_HANDLE, .ca_key_handle = TPMDEV_CA_KEY_HANDLE,
+		.payload_key_handle = TPMDEV_PAYLOAD_KEY_HANDLE, .timeout_ms = 30000,
 	};
 	struct host_enrolment e;
 	struct tpmdev *tpm = NULL;
@@ -123,11 +112,17 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_setup(level, cfg.log_json);
-	if ((cfg.ak_handle_s && parse_handle("ak_handle", cfg.ak_handle_s, &cfg.ak_handle) < 0) ||
-	    (cfg.ca_key_handle_s && parse_handle("ca_key_handle", cfg.ca_key_handle_s, &cfg.ca_key_handle) < 0))
+	if ((cfg.ak_handle_s && enrol_parse_handle("ak_handle", cfg.ak_handle_s, &cfg.ak_handle) < 0) ||
+	    (cfg.ca_key_handle_s && enrol_parse_handle("ca_key_handle", cfg.ca_key_handle_s, &cfg.ca_key_handle) < 0) ||
+	    (cfg.payload_key_handle_s &&
+	     enrol_parse_handle("payload_key_handle", cfg.payload_key_handle_s, &cfg.payload_key_handle) < 0)) {
+		fprintf(stderr, "kumquat-host-agent: config: %s\n", kq_errmsg());
 		goto out;
-	if (cfg.ak_handle == cfg.ca_key_handle) {
-		fprintf(stderr, "kumquat-host-agent: config: [tpm] ak_handle and ca_key_handle must differ\n");
+	}
+	if (cfg.ak_handle == cfg.ca_key_handle || cfg.ak_handle == cfg.payload_key_handle ||
+	    cfg.ca_key_handle == cfg.payload_key_handle) {
+		fprintf(stderr, "kumquat-host-agent: config: [tpm] ak_handle, ca_key_handle and payload_key_handle "
+			"must differ\n");
 		goto out;
 	}
 	if (strcmp(cfg.ek_alg, "rsa") != 0 && strcmp(cfg.ek_alg, "ecc") != 0) {
@@ -157,7 +152,9 @@ int main(int argc, char **argv)
 	{
 		_cleanup_free_ char *ak = kq_hex_dup(e.ak_name.name, e.ak_name.size);
 		_cleanup_free_ char *ca = kq_hex_dup(e.ca_name.name, e.ca_name.size);
-		log_info("host-agent", "enrolled as %s (AK %s, vTPM CA %s)", e.id, ak ? ak : "?", ca ? ca : "?");
+		_cleanup_free_ char *pk = kq_hex_dup(e.payload_name.name, e.payload_name.size);
+		log_info("host-agent", "enrolled as %s (AK %s, vTPM CA %s, payload key %s)", e.id, ak ? ak : "?",
+			 ca ? ca : "?", pk ? pk : "?");
 	}
 	if (!once && cfg.vtpm_socket && cfg.vtpm_socket[0]) {
 		_cleanup_free_ char *dir = strdup(cfg.vtpm_socket);

@@ -5,6 +5,8 @@
  *   POST   /v1/agents/{id}/activate         activation proof     (server-auth TLS only)
  *   POST   /v1/agents/{id}/vtpm-ca/nonce    nonce for Certify    (server-auth TLS only)
  *   POST   /v1/agents/{id}/vtpm-ca          the certified key    (server-auth TLS only)
+ *   POST   /v1/agents/{id}/payload-key/nonce  nonce for Certify  (server-auth TLS only)
+ *   POST   /v1/agents/{id}/payload-key      the certified key    (server-auth TLS only)
  *   GET    /v1/agents                       list                 (client certificate)
  *   GET    /v1/agents/{id}                  show                 (client certificate)
  *   DELETE /v1/agents/{id}                  delete               (client certificate)
@@ -195,13 +197,47 @@ static void handle_activate(const struct http_request *req, struct http_response
 	json_dispatch_free(fields, &pr);
 }
 
-static void handle_nonce(struct http_response *resp, struct registrar *rg, const char *id)
+/*
+ * Keys an agent has its AK certify: POST {path}/nonce, then POST {path} with
+ * the key's public area (in field fields[0]), the attestation and signature.
+ */
+struct certified_route {
+	const char *path;               /* under /v1/agents/{id} */
+	const struct json_field *fields;
+	const char *answer;             /* the answer's "...": "recorded" member */
+	const char *what;               /* for logs */
+	int (*nonce)(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code);
+	int (*submit)(struct registrar *rg, const char *id, const uint8_t *pub, size_t pub_len,
+		      const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+		      const char **code);
+};
+
+struct certified_req {
+	struct json_bytes pub, attest, signature;
+};
+
+#define CERTIFIED_FIELDS(pub_field) { \
+	{ pub_field, JSON_BASE64, true, 1024, offsetof(struct certified_req, pub) }, \
+	{ "attest", JSON_BASE64, true, 2048, offsetof(struct certified_req, attest) }, \
+	{ "signature", JSON_BASE64, true, 1024, offsetof(struct certified_req, signature) }, \
+	{ 0 }, \
+}
+static const struct json_field ca_fields[] = CERTIFIED_FIELDS("ca_pub");
+static const struct json_field payload_fields[] = CERTIFIED_FIELDS("key_pub");
+
+static const struct certified_route certified_routes[] = {
+	{ "/vtpm-ca", ca_fields, "vtpm_ca", "vTPM CA", reg_ca_nonce, reg_ca_submit },
+	{ "/payload-key", payload_fields, "payload_key", "payload key", reg_payload_nonce, reg_payload_submit },
+};
+
+static void handle_nonce(struct http_response *resp, struct registrar *rg, const char *id,
+			 const struct certified_route *cr)
 {
 	uint8_t nonce[32];
 	_cleanup_free_ char *b64 = NULL;
 	const char *code;
 	struct json_object *out;
-	int r = reg_ca_nonce(rg, id, nonce, &code);
+	int r = cr->nonce(rg, id, nonce, &code);
 
 	if (r < 0) {
 		fail(resp, r, code);
@@ -217,45 +253,35 @@ static void handle_nonce(struct http_response *resp, struct registrar *rg, const
 	ok_json(resp, 200, out);
 }
 
-struct ca_req {
-	struct json_bytes ca_pub, attest, signature;
-};
-
-static void handle_ca(const struct http_request *req, struct http_response *resp, struct registrar *rg,
-		      const char *id)
+static void handle_certified(const struct http_request *req, struct http_response *resp, struct registrar *rg,
+			     const char *id, const struct certified_route *cr)
 {
-	static const struct json_field fields[] = {
-		{ "ca_pub", JSON_BASE64, true, 1024, offsetof(struct ca_req, ca_pub) },
-		{ "attest", JSON_BASE64, true, 2048, offsetof(struct ca_req, attest) },
-		{ "signature", JSON_BASE64, true, 1024, offsetof(struct ca_req, signature) },
-		{ 0 },
-	};
-	struct ca_req cr = { 0 };
+	struct certified_req cq = { 0 };
 	struct json_object *body = parse(req, resp), *out;
 	const char *code;
 	int r;
 
 	if (!body)
 		return;
-	r = json_dispatch(body, fields, &cr, false);
+	r = json_dispatch(body, cr->fields, &cq, false);
 	json_object_put(body);
 	if (r < 0) {
 		http_error(resp, 400, "bad_request", "%s", kq_errmsg());
 		return;
 	}
-	r = reg_ca_submit(rg, id, cr.ca_pub.data, cr.ca_pub.len, cr.attest.data, cr.attest.len,
-			  cr.signature.data, cr.signature.len, &code);
+	r = cr->submit(rg, id, cq.pub.data, cq.pub.len, cq.attest.data, cq.attest.len, cq.signature.data,
+		       cq.signature.len, &code);
 	if (r < 0) {
-		log_warn(MOD, "vTPM CA of %s refused (%s): %s", id, code, kq_errmsg());
+		log_warn(MOD, "%s of %s refused (%s): %s", cr->what, id, code, kq_errmsg());
 		fail(resp, r, code);
 	} else {
 		out = json_object_new_object();
 		json_object_object_add(out, "id", json_object_new_string(id));
-		json_object_object_add(out, "vtpm_ca", json_object_new_string("recorded"));
-		log_info(MOD, "vTPM CA of host %s recorded", id);
+		json_object_object_add(out, cr->answer, json_object_new_string("recorded"));
+		log_info(MOD, "%s of %s recorded", cr->what, id);
 		ok_json(resp, 200, out);
 	}
-	json_dispatch_free(fields, &cr);
+	json_dispatch_free(cr->fields, &cq);
 }
 
 /* Splits "/v1/agents/{id}[/rest]" into id (copied, bounded) and rest. */
@@ -310,12 +336,23 @@ static void handle_agent_post(const struct http_request *req, struct http_respon
 		http_error(resp, 404, "not_found", "no such resource");
 		return;
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(certified_routes); i++) {
+		const struct certified_route *cr = &certified_routes[i];
+		size_t n = strlen(cr->path);
+
+		if (strncmp(rest, cr->path, n) != 0)
+			continue;
+		if (rest[n] == '\0') {
+			handle_certified(req, resp, ud, id, cr);
+			return;
+		}
+		if (strcmp(rest + n, "/nonce") == 0) {
+			handle_nonce(resp, ud, id, cr);
+			return;
+		}
+	}
 	if (strcmp(rest, "/activate") == 0)
 		handle_activate(req, resp, ud, id);
-	else if (strcmp(rest, "/vtpm-ca/nonce") == 0)
-		handle_nonce(resp, ud, id);
-	else if (strcmp(rest, "/vtpm-ca") == 0)
-		handle_ca(req, resp, ud, id);
 	else if (strcmp(rest, "/revoke") == 0)
 		handle_revoke(req, resp, ud, id);
 	else

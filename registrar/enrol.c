@@ -37,6 +37,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE agents ADD COLUMN revoked INTEGER;"
 	"ALTER TABLE challenges ADD COLUMN vm_uuid TEXT;"
 	"ALTER TABLE challenges ADD COLUMN host_id TEXT;",
+	/* 3: every agent's payload key, a decryption key its AK certified */
+	"ALTER TABLE agents ADD COLUMN payload_pub BLOB;"
+	"ALTER TABLE agents ADD COLUMN payload_name BLOB;"
+	"ALTER TABLE agents ADD COLUMN payload_at INTEGER;",
 };
 
 static void x509_freep(X509 **p) { X509_free(*p); }
@@ -478,6 +482,9 @@ static int activate_tx(struct db *db, sqlite3 *h, void *ud)
 		       "  vtpm_ca_pub = CASE WHEN ak_name = excluded.ak_name THEN vtpm_ca_pub END,"
 		       "  vtpm_ca_name = CASE WHEN ak_name = excluded.ak_name THEN vtpm_ca_name END,"
 		       "  vtpm_ca_at = CASE WHEN ak_name = excluded.ak_name THEN vtpm_ca_at END,"
+		       "  payload_pub = CASE WHEN ak_name = excluded.ak_name THEN payload_pub END,"
+		       "  payload_name = CASE WHEN ak_name = excluded.ak_name THEN payload_name END,"
+		       "  payload_at = CASE WHEN ak_name = excluded.ak_name THEN payload_at END,"
 		       "  enrolments = enrolments + 1,"
 		       "  ek_cert = coalesce(excluded.ek_cert, ek_cert),"
 		       "  ak_pub = excluded.ak_pub, ak_name = excluded.ak_name,"
@@ -534,17 +541,78 @@ int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t handl
 	return 0;
 }
 
-struct nonce_ctx {
-	const char *id;
-	uint8_t *nonce;
-	int64_t expires;
-	const char *code;
+/*
+ * Keys an agent has its AK certify (TPM2_Certify) over a fresh single-use
+ * nonce: which agents have one, what the key must be, and where it is kept.
+ */
+struct certified_key {
+	const char *purpose;  /* nonces.purpose */
+	const char *what;     /* for messages */
+	const char *field;    /* the request's field with the public area */
+	bool hosts_only;
+	const char *bad_key;  /* the refusal code for a key of the wrong kind */
+	int (*check)(const TPMT_PUBLIC *p); /* -EPERM with the reason */
+	const char *store;    /* ?1 public area, ?2 name, ?3 now, ?4 id */
 };
 
-static int lookup_kind(sqlite3 *h, const char *id, char kind[8], const char **code)
+/* The vTPM-CA key signs certificates (so is unrestricted) and never leaves the TPM. */
+static int check_ca_key(const TPMT_PUBLIC *p)
+{
+	const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+				 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_SIGN_ENCRYPT;
+	TPMA_OBJECT at = p->objectAttributes;
+
+	if ((at & need) != need || (at & (TPMA_OBJECT_DECRYPT | TPMA_OBJECT_RESTRICTED)))
+		return kq_err(-EPERM, "the vTPM-CA key must be an unrestricted signing key that never leaves the TPM "
+			      "(attributes 0x%08x)", at);
+	return 0;
+}
+
+/*
+ * The payload key decrypts with RSAES-OAEP-SHA256 only, inside its TPM: what
+ * is encrypted to it can be read nowhere else, and it can sign nothing (so a
+ * padding oracle or a signature made with it proves nothing about the TPM).
+ */
+static int check_payload_key(const TPMT_PUBLIC *p)
+{
+	const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+				 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_DECRYPT;
+	const TPMS_RSA_PARMS *rsa = &p->parameters.rsaDetail;
+	TPMA_OBJECT at = p->objectAttributes;
+
+	if (p->type != TPM2_ALG_RSA || rsa->keyBits < 2048)
+		return kq_err(-EPERM, "the payload key must be an RSA key of 2048 bits or more");
+	if ((at & need) != need || (at & (TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_RESTRICTED)))
+		return kq_err(-EPERM, "the payload key must be an unrestricted decryption key that cannot sign and "
+			      "never leaves the TPM (attributes 0x%08x)", at);
+	if (rsa->scheme.scheme != TPM2_ALG_OAEP || rsa->scheme.details.oaep.hashAlg != TPM2_ALG_SHA256 ||
+	    rsa->symmetric.algorithm != TPM2_ALG_NULL)
+		return kq_err(-EPERM, "the payload key must be for RSAES-OAEP with SHA-256 only "
+			      "(scheme 0x%04x, hash 0x%04x)", rsa->scheme.scheme, rsa->scheme.details.oaep.hashAlg);
+	return 0;
+}
+
+static const struct certified_key vtpm_ca_key = {
+	.purpose = "vtpm-ca", .what = "vTPM-CA key", .field = "ca_pub", .hosts_only = true,
+	.bad_key = "bad_ca_key", .check = check_ca_key,
+	.store = "UPDATE agents SET vtpm_ca_pub = ?1, vtpm_ca_name = ?2, vtpm_ca_at = ?3 WHERE id = ?4",
+};
+
+static const struct certified_key payload_key = {
+	.purpose = "payload-key", .what = "payload key", .field = "key_pub", .hosts_only = false,
+	.bad_key = "bad_payload_key", .check = check_payload_key,
+	.store = "UPDATE agents SET payload_pub = ?1, payload_name = ?2, payload_at = ?3 WHERE id = ?4",
+};
+
+/*
+ * Whether agent id may have key k: active (agents holds only activated
+ * agents), not revoked, of a kind that has one. ret_ak (optional): its AK.
+ */
+static int lookup_agent(sqlite3 *h, const char *id, const struct certified_key *k, TPM2B_PUBLIC *ret_ak,
+			const char **code)
 {
 	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
-	int r = db_prepare(h, "SELECT kind FROM agents WHERE id = ?", &s), rc;
+	int r = db_prepare(h, "SELECT kind, revoked, ak_pub FROM agents WHERE id = ?", &s), rc;
 
 	if (r < 0)
 		return r;
@@ -556,24 +624,39 @@ static int lookup_kind(sqlite3 *h, const char *id, char kind[8], const char **co
 	}
 	if (rc != SQLITE_ROW)
 		return db_err(h, rc, "agent lookup");
-	snprintf(kind, 8, "%s", (const char *)sqlite3_column_text(s, 0));
+	if (k->hosts_only && strcmp((const char *)sqlite3_column_text(s, 0), "host") != 0) {
+		*code = "not_a_host";
+		return kq_err(-EPERM, "only hosts have a %s", k->what);
+	}
+	if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
+		*code = "revoked";
+		return kq_err(-EPERM, "agent %s is revoked", id);
+	}
+	if (ret_ak && tpm_public_unmarshal(sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2), ret_ak) < 0)
+		return kq_err(-EIO, "stored AK of %s is unreadable", id);
 	return 0;
 }
+
+struct nonce_ctx {
+	const struct certified_key *k;
+	const char *id;
+	uint8_t *nonce;
+	int64_t expires;
+	const char *code;
+};
 
 static int nonce_tx(struct db *db, sqlite3 *h, void *ud)
 {
 	struct nonce_ctx *c = ud;
 	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
-	char kind[8];
 	int r;
 
-	if ((r = lookup_kind(h, c->id, kind, &c->code)) < 0)
+	if ((r = lookup_agent(h, c->id, c->k, NULL, &c->code)) < 0)
 		return r;
-	if (strcmp(kind, "host") != 0) {
-		c->code = "not_a_host";
-		return kq_err(-EPERM, "only hosts have a vTPM CA");
-	}
-	/* expired nonces go; a few may be pending per host so nobody can cancel the host's own */
+	/*
+	 * expired nonces go; a few may be pending per agent and key so nobody
+	 * can cancel the agent's own, nor its other key's
+	 */
 	if ((r = db_prepare(h, "DELETE FROM nonces WHERE expires < ?", &s)) < 0)
 		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)time(NULL));
@@ -581,9 +664,10 @@ static int nonce_tx(struct db *db, sqlite3 *h, void *ud)
 		return r;
 	sqlite3_finalize(s);
 	s = NULL;
-	if ((r = db_prepare(h, "SELECT count(*) FROM nonces WHERE id = ?", &s)) < 0)
+	if ((r = db_prepare(h, "SELECT count(*) FROM nonces WHERE id = ? AND purpose = ?", &s)) < 0)
 		return r;
 	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, c->k->purpose, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_ROW)
 		return db_err(h, sqlite3_errcode(h), "count nonces");
 	if (sqlite3_column_int64(s, 0) >= REG_MAX_PENDING_PER_ID) {
@@ -592,19 +676,21 @@ static int nonce_tx(struct db *db, sqlite3 *h, void *ud)
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	r = db_prepare(h, "INSERT INTO nonces (id, purpose, nonce, expires) VALUES (?, 'vtpm-ca', ?, ?)", &s);
+	r = db_prepare(h, "INSERT INTO nonces (id, purpose, nonce, expires) VALUES (?, ?, ?, ?)", &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, c->nonce, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, c->expires);
+	sqlite3_bind_text(s, 2, c->k->purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, c->nonce, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, c->expires);
 	return db_err(h, sqlite3_step(s), "store nonce");
 }
 
-int reg_ca_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code)
+static int issue_nonce(struct registrar *rg, const struct certified_key *k, const char *id, uint8_t ret_nonce[32],
+		       const char **code)
 {
 	uint8_t nonce[32];
-	struct nonce_ctx c = { .id = id, .nonce = nonce };
+	struct nonce_ctx c = { .k = k, .id = id, .nonce = nonce };
 	int r;
 
 	*code = "bad_request";
@@ -620,135 +706,147 @@ int reg_ca_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], co
 	return 0;
 }
 
-struct ca_ctx {
+int reg_ca_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code)
+{
+	return issue_nonce(rg, &vtpm_ca_key, id, ret_nonce, code);
+}
+
+int reg_payload_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code)
+{
+	return issue_nonce(rg, &payload_key, id, ret_nonce, code);
+}
+
+struct certify_ctx {
+	const struct certified_key *k;
 	const char *id;
-	const uint8_t *ca_pub, *attest, *sig;
-	size_t ca_len, attest_len, sig_len;
+	const uint8_t *pub, *attest, *sig;
+	size_t pub_len, attest_len, sig_len;
 	const char *code;
 	int verdict; /* negative: refused after consuming the nonce */
 };
 
-static int ca_tx(struct db *db, sqlite3 *h, void *ud)
+/*
+ * Consumes the nonce the attestation names in its extraData, if it is one of
+ * this agent's for this key; *ret_fresh says whether it was there and unexpired.
+ */
+static int consume_nonce(sqlite3 *h, const struct certify_ctx *c, const TPMS_ATTEST *a, bool *ret_fresh)
 {
-	struct ca_ctx *c = ud;
-	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *n = NULL, *up = NULL;
-	TPM2B_PUBLIC ak, ca;
-	TPM2B_NAME ca_name;
-	TPMT_SIGNATURE sig;
-	TPMS_ATTEST a;
-	EVP_PKEY *ak_key = NULL, *ca_key = NULL;
-	uint8_t nonce[32];
-	bool have_nonce = false;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *n = NULL;
 	int r, rc;
 
-	r = db_prepare(h, "SELECT kind, ak_pub FROM agents WHERE id = ?", &s);
-	if (r < 0)
+	if ((r = db_prepare(h, "DELETE FROM nonces WHERE id = ? AND purpose = ? AND nonce = ? RETURNING expires",
+			    &n)) < 0)
 		return r;
-	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		c->code = "not_found";
-		return kq_err(-ENOENT, "no active agent %s", c->id);
-	}
-	if (rc != SQLITE_ROW)
-		return db_err(h, rc, "agent lookup");
-	if (strcmp((const char *)sqlite3_column_text(s, 0), "host") != 0) {
-		c->code = "not_a_host";
-		return kq_err(-EPERM, "only hosts have a vTPM CA");
-	}
-	if (tpm_public_unmarshal(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), &ak) < 0)
-		return kq_err(-EIO, "stored AK of %s is unreadable", c->id);
+	sqlite3_bind_text(n, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(n, 2, c->k->purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(n, 3, a->extraData.buffer, a->extraData.size, SQLITE_STATIC);
+	rc = sqlite3_step(n);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(h, rc, "nonce lookup");
+	*ret_fresh = rc == SQLITE_ROW && a->extraData.size == 32 && sqlite3_column_int64(n, 0) >= (int64_t)time(NULL);
+	return 0;
+}
 
-	/* the attestation names its nonce in extraData; a matching fresh one is consumed */
+static int certify_tx(struct db *db, sqlite3 *h, void *ud)
+{
+	struct certify_ctx *c = ud;
+	const struct certified_key *k = c->k;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *up = NULL;
+	TPM2B_PUBLIC ak, key;
+	TPM2B_NAME key_name;
+	TPMT_SIGNATURE sig;
+	TPMS_ATTEST a;
+	EVP_PKEY *ak_key = NULL, *pkey = NULL;
+	bool fresh = false;
+	int r;
+
+	if ((r = lookup_agent(h, c->id, k, &ak, &c->code)) < 0)
+		return r;
+	/*
+	 * the attestation names its nonce in extraData; a fresh one of ours equal
+	 * to it byte for byte is consumed, and only then is anything else read
+	 */
 	if (tpm_attest_unmarshal(c->attest, c->attest_len, &a) < 0) {
 		c->code = "bad_request";
 		return kq_err_ctx(-EINVAL, "attest: ");
 	}
-	if ((r = db_prepare(h, "DELETE FROM nonces WHERE id = ? AND purpose = 'vtpm-ca' AND nonce = ?"
-			       " RETURNING expires", &n)) < 0)
+	if ((r = consume_nonce(h, c, &a, &fresh)) < 0)
 		return r;
-	sqlite3_bind_text(n, 1, c->id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(n, 2, a.extraData.buffer, a.extraData.size, SQLITE_STATIC);
-	rc = sqlite3_step(n);
-	if (rc == SQLITE_ROW && a.extraData.size == 32 && sqlite3_column_int64(n, 0) >= (int64_t)time(NULL)) {
-		memcpy(nonce, a.extraData.buffer, 32);
-		have_nonce = true;
-	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		return db_err(h, rc, "nonce lookup");
-	}
-	sqlite3_finalize(n);
-	n = NULL;
 
 #define REFUSE(cd, ...) do { c->code = (cd); c->verdict = kq_err(__VA_ARGS__); goto out; } while (0)
-#define REFUSE_CTX(cd, e, prefix) do { c->code = (cd); c->verdict = kq_err_ctx((e), prefix); goto out; } while (0)
-	if (!have_nonce)
+#define REFUSE_CTX(cd, e, ...) do { c->code = (cd); c->verdict = kq_err_ctx((e), __VA_ARGS__); goto out; } while (0)
+	if (!fresh)
 		REFUSE("stale_nonce", -EPERM, "the certification is not over a fresh nonce from this registrar");
-	if (tpm_public_unmarshal(c->ca_pub, c->ca_len, &ca) < 0)
-		REFUSE_CTX("bad_request", -EINVAL, "ca_pub: ");
-	{
-		const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_SIGN_ENCRYPT;
-		TPMA_OBJECT at = ca.publicArea.objectAttributes;
-
-		if ((at & need) != need || (at & (TPMA_OBJECT_DECRYPT | TPMA_OBJECT_RESTRICTED)))
-			REFUSE("bad_ca_key", -EPERM,
-			       "the vTPM-CA key must be an unrestricted signing key that never leaves the TPM "
-			       "(attributes 0x%08x)", at);
+	if (tpm_public_unmarshal(c->pub, c->pub_len, &key) < 0)
+		REFUSE_CTX("bad_request", -EINVAL, "%s: ", k->field);
+	if ((c->verdict = k->check(&key.publicArea)) < 0) {
+		c->code = k->bad_key;
+		goto out;
 	}
-	if (tpm_public_to_pkey(&ca.publicArea, &ca_key) < 0)
-		REFUSE_CTX("bad_ca_key", -EPERM, "ca_pub: ");
-	if (tpm_public_name(&ca.publicArea, &ca_name) < 0)
-		REFUSE_CTX("bad_ca_key", -EPERM, "ca_pub: ");
+	if (tpm_public_to_pkey(&key.publicArea, &pkey) < 0 || tpm_public_name(&key.publicArea, &key_name) < 0)
+		REFUSE_CTX(k->bad_key, -EPERM, "%s: ", k->field);
 	if (tpm_signature_unmarshal(c->sig, c->sig_len, &sig) < 0)
 		REFUSE_CTX("bad_request", -EINVAL, "signature: ");
 	if (tpm_public_to_pkey(&ak.publicArea, &ak_key) < 0)
 		REFUSE_CTX("internal", -EIO, "stored AK: ");
 	if (tpm_signature_verify(ak_key, &sig, c->attest, c->attest_len) < 0)
-		REFUSE("bad_certification", -EPERM, "the certification is not signed by the host's AK");
+		REFUSE("bad_certification", -EPERM, "the certification is not signed by the agent's AK");
 	if (a.magic != TPM2_GENERATED_VALUE || a.type != TPM2_ST_ATTEST_CERTIFY)
 		REFUSE("bad_certification", -EPERM, "not a TPM2_Certify attestation");
-	if (a.extraData.size != 32 || CRYPTO_memcmp(a.extraData.buffer, nonce, 32) != 0)
-		REFUSE("stale_nonce", -EPERM, "the certification is not over the registrar's nonce");
-	if (a.attested.certify.name.size != ca_name.size ||
-	    CRYPTO_memcmp(a.attested.certify.name.name, ca_name.name, ca_name.size) != 0)
-		REFUSE("bad_certification", -EPERM, "the certification is for another key than ca_pub");
-
-	r = db_prepare(h, "UPDATE agents SET vtpm_ca_pub = ?, vtpm_ca_name = ?, vtpm_ca_at = ? WHERE id = ?", &up);
-	if (r < 0)
-		goto out;
-	sqlite3_bind_blob(up, 1, c->ca_pub, (int)c->ca_len, SQLITE_STATIC);
-	sqlite3_bind_blob(up, 2, ca_name.name, ca_name.size, SQLITE_STATIC);
-	sqlite3_bind_int64(up, 3, (int64_t)time(NULL));
-	sqlite3_bind_text(up, 4, c->id, -1, SQLITE_STATIC);
-	r = db_err(h, sqlite3_step(up), "store vTPM CA");
+	if (a.attested.certify.name.size != key_name.size ||
+	    CRYPTO_memcmp(a.attested.certify.name.name, key_name.name, key_name.size) != 0)
+		REFUSE("bad_certification", -EPERM, "the certification is for another key than %s", k->field);
 #undef REFUSE
 #undef REFUSE_CTX
+
+	r = db_prepare(h, k->store, &up);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_blob(up, 1, c->pub, (int)c->pub_len, SQLITE_STATIC);
+	sqlite3_bind_blob(up, 2, key_name.name, key_name.size, SQLITE_STATIC);
+	sqlite3_bind_int64(up, 3, (int64_t)time(NULL));
+	sqlite3_bind_text(up, 4, c->id, -1, SQLITE_STATIC);
+	r = db_err(h, sqlite3_step(up), "store the certified key");
 out:
 	EVP_PKEY_free(ak_key);
-	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(pkey);
 	/* a refusal commits the nonce's removal and reports after */
 	return c->verdict < 0 ? 1 : r;
+}
+
+static int submit_certified(struct registrar *rg, const struct certified_key *k, const char *id, const uint8_t *pub,
+			    size_t pub_len, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+			    size_t sig_len, const char **code)
+{
+	struct certify_ctx c = { .k = k, .id = id, .pub = pub, .pub_len = pub_len, .attest = attest,
+				 .attest_len = attest_len, .sig = sig, .sig_len = sig_len };
+	int r;
+
+	*code = "bad_request";
+	if (!reg_valid_id(id))
+		return kq_err(-EINVAL, "id must be a UUID");
+	if (pub_len > TPM_MAX_BLOB || attest_len > TPM_MAX_BLOB || sig_len > TPM_MAX_BLOB)
+		return kq_err(-EINVAL, "a field is over %u bytes", TPM_MAX_BLOB);
+	r = db_tx(rg->db, certify_tx, &c);
+	if (r == 1)
+		return fail(code, c.code, c.verdict);
+	if (r < 0)
+		return fail(code, c.code ? c.code : "internal", r);
+	return 0;
 }
 
 int reg_ca_submit(struct registrar *rg, const char *id, const uint8_t *ca_pub, size_t ca_len,
 		  const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
 		  const char **code)
 {
-	struct ca_ctx c = { .id = id, .ca_pub = ca_pub, .ca_len = ca_len, .attest = attest,
-			    .attest_len = attest_len, .sig = sig, .sig_len = sig_len };
-	int r;
+	return submit_certified(rg, &vtpm_ca_key, id, ca_pub, ca_len, attest, attest_len, sig, sig_len, code);
+}
 
-	*code = "bad_request";
-	if (!reg_valid_id(id))
-		return kq_err(-EINVAL, "id must be a UUID");
-	if (ca_len > TPM_MAX_BLOB || attest_len > TPM_MAX_BLOB || sig_len > TPM_MAX_BLOB)
-		return kq_err(-EINVAL, "a field is over %u bytes", TPM_MAX_BLOB);
-	r = db_tx(rg->db, ca_tx, &c);
-	if (r == 1)
-		return fail(code, c.code, c.verdict);
-	if (r < 0)
-		return fail(code, c.code ? c.code : "internal", r);
-	return 0;
+int reg_payload_submit(struct registrar *rg, const char *id, const uint8_t *key_pub, size_t key_len,
+		       const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+		       const char **code)
+{
+	return submit_certified(rg, &payload_key, id, key_pub, key_len, attest, attest_len, sig, sig_len, code);
 }
 
 static struct json_object *b64_json(const void *data, int len)
@@ -770,7 +868,8 @@ static struct json_object *hex_json(const void *data, int len)
 }
 
 #define AGENT_COLS "id, kind, ek_name, ek_cert, ak_name, contact, created, activated, enrolments, ak_changes," \
-		   " vtpm_ca_name, vtpm_ca_at, ek_pub, ak_pub, vtpm_ca_pub, vm_uuid, host_id, revoked"
+		   " vtpm_ca_name, vtpm_ca_at, ek_pub, ak_pub, vtpm_ca_pub, vm_uuid, host_id, revoked," \
+		   " payload_name, payload_at, payload_pub"
 
 static struct json_object *agent_row_json(sqlite3_stmt *s, bool full)
 {
@@ -792,6 +891,9 @@ static struct json_object *agent_row_json(sqlite3_stmt *s, bool full)
 	json_object_object_add(o, "vtpm_ca_name", hex_json(sqlite3_column_blob(s, 10), sqlite3_column_bytes(s, 10)));
 	json_object_object_add(o, "vtpm_ca_at", sqlite3_column_type(s, 11) == SQLITE_NULL ? NULL :
 				json_object_new_int64(sqlite3_column_int64(s, 11)));
+	json_object_object_add(o, "payload_key_name", hex_json(sqlite3_column_blob(s, 18), sqlite3_column_bytes(s, 18)));
+	json_object_object_add(o, "payload_key_at", sqlite3_column_type(s, 19) == SQLITE_NULL ? NULL :
+				json_object_new_int64(sqlite3_column_int64(s, 19)));
 	json_object_object_add(o, "vm_uuid", sqlite3_column_type(s, 15) == SQLITE_NULL ? NULL :
 				json_object_new_string((const char *)sqlite3_column_text(s, 15)));
 	json_object_object_add(o, "host_id", sqlite3_column_type(s, 16) == SQLITE_NULL ? NULL :
@@ -803,6 +905,7 @@ static struct json_object *agent_row_json(sqlite3_stmt *s, bool full)
 		json_object_object_add(o, "ak_pub", b64_json(sqlite3_column_blob(s, 13), sqlite3_column_bytes(s, 13)));
 		json_object_object_add(o, "ek_cert_der", b64_json(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3)));
 		json_object_object_add(o, "vtpm_ca_pub", b64_json(sqlite3_column_blob(s, 14), sqlite3_column_bytes(s, 14)));
+		json_object_object_add(o, "payload_key_pub", b64_json(sqlite3_column_blob(s, 20), sqlite3_column_bytes(s, 20)));
 	}
 	return o;
 }

@@ -13,6 +13,9 @@
  *
  * Hosts then submit a vTPM-CA key: a signing key inside the hardware TPM,
  * certified by the active AK (TPM2_Certify) over a fresh single-use nonce.
+ * Every agent (host or guest) submits a payload key the same way: an
+ * RSA-OAEP-SHA256 decryption key inside its TPM, so what is encrypted to it
+ * can only be read there.
  *
  * Everything here is callable without HTTP (tests, benchmarks); api.c maps it
  * onto the REST API. Functions return 0 or a negative errno with kq_errmsg()
@@ -53,7 +56,7 @@ struct registrar {
 
 #define REG_ID_MAX 36 /* a UUID in its canonical lowercase text form */
 #define REG_HANDLE_LEN 16 /* names one pending challenge: only its requester knows it */
-#define REG_MAX_PENDING_PER_ID 4 /* pending challenges (and vTPM-CA nonces) per agent id */
+#define REG_MAX_PENDING_PER_ID 4 /* pending challenges (and nonces of each purpose) per agent id */
 #define REG_MAX_PENDING 10000 /* pending challenges in all */
 
 struct reg_enrol_req {
@@ -85,16 +88,36 @@ int reg_enrol_begin(struct registrar *rg, const struct reg_enrol_req *req, uint8
 /*
  * Checks the activation proof for the challenge named by handle (used up
  * either way); on success the agent is active (new, or with a new AK — which
- * also forgets a vTPM-CA key certified by the old one).
+ * also forgets the vTPM-CA and payload keys certified by the old one).
  */
 int reg_enrol_activate(struct registrar *rg, const char *id, const uint8_t handle[REG_HANDLE_LEN],
 		       const uint8_t *proof, size_t len, const char **code);
-/* A fresh single-use nonce for the host's vTPM-CA certification. */
+/*
+ * A fresh single-use nonce for the host's vTPM-CA certification (valid for
+ * challenge_ttl; at most REG_MAX_PENDING_PER_ID pending per agent, then
+ * -EAGAIN too_many_pending). -ENOENT not_found, -EPERM not_a_host or revoked.
+ */
 int reg_ca_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code);
-/* Verifies TPM2_Certify of the vTPM-CA key by the host's active AK over the nonce, and records it. */
+/*
+ * Verifies TPM2_Certify of the vTPM-CA key by the host's active AK over the
+ * nonce, and records it. A refusal after the nonce was found still uses it
+ * up: -EPERM with stale_nonce, bad_ca_key, bad_certification (or -EINVAL
+ * bad_request for an unreadable key or signature).
+ */
 int reg_ca_submit(struct registrar *rg, const char *id, const uint8_t *ca_pub, size_t ca_len,
 		  const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
 		  const char **code);
+/* As reg_ca_nonce, for the payload key of any agent, host or guest. */
+int reg_payload_nonce(struct registrar *rg, const char *id, uint8_t ret_nonce[32], const char **code);
+/*
+ * As reg_ca_submit, for the payload key: RSA of 2048 bits or more, fixedTPM,
+ * fixedParent, sensitiveDataOrigin, decrypt, neither sign nor restricted,
+ * scheme RSAES-OAEP with SHA-256 and no symmetric scheme; else -EPERM
+ * bad_payload_key.
+ */
+int reg_payload_submit(struct registrar *rg, const char *id, const uint8_t *key_pub, size_t key_len,
+		       const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+		       const char **code);
 
 /* Admin: JSON views of one agent or all; delete. -ENOENT if unknown. */
 int reg_agent_json(struct registrar *rg, const char *id, struct json_object **ret);

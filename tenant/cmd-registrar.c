@@ -118,21 +118,24 @@ int cmd_registrar(int argc, char **argv)
 		return KQ_EXIT_OK;
 	}
 	{
-		static const char *keys[] = { "id", "kind", "state", "ek_name", "ak_name", "vtpm_ca_name", "contact",
-					      "vm_uuid", "host_id", "enrolments", "ak_changes" };
+		static const char *keys[] = { "id", "kind", "state", "ek_name", "ak_name", "vtpm_ca_name",
+					      "payload_key_name", "contact", "vm_uuid", "host_id", "enrolments",
+					      "ak_changes" };
 		char t[32];
 		struct json_object *v;
 
 		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-			printf("%-13s %s\n", keys[i], str(resp, keys[i]));
-		printf("%-13s %s\n", "ek_cert",
+			printf("%-16s %s\n", keys[i], str(resp, keys[i]));
+		printf("%-16s %s\n", "ek_cert",
 		       json_object_object_get_ex(resp, "ek_cert", &v) && json_object_get_boolean(v) ? "yes" : "no");
 		client_time(resp, "created", t, sizeof(t));
-		printf("%-13s %s\n", "created", t);
+		printf("%-16s %s\n", "created", t);
 		client_time(resp, "activated", t, sizeof(t));
-		printf("%-13s %s\n", "activated", t);
+		printf("%-16s %s\n", "activated", t);
 		client_time(resp, "vtpm_ca_at", t, sizeof(t));
-		printf("%-13s %s\n", "vtpm_ca_at", t);
+		printf("%-16s %s\n", "vtpm_ca_at", t);
+		client_time(resp, "payload_key_at", t, sizeof(t));
+		printf("%-16s %s\n", "payload_key_at", t);
 	}
 	json_object_put(resp);
 	return KQ_EXIT_OK;

@@ -11,8 +11,8 @@
 
 static const char usage_text[] =
 	"usage: kumquat add ID --address HOST:PORT [--host HOST-ID] [--interval S] [--bank ALG]\n"
-	"                   [--pcr-policy NAME] [--mb-policy NAME] [--ima-policy NAME]\n"
-	"       kumquat update ID [--address HOST:PORT] [--interval S] [--bank ALG]\n"
+	"                   [--pcr-policy NAME] [--mb-policy NAME] [--ima-policy NAME] [--revocations none|host|all]\n"
+	"       kumquat update ID [--address HOST:PORT] [--interval S] [--bank ALG] [--revocations none|host|all]\n"
 	"                   [--pcr-policy NAME|--no-pcr-policy] [--mb-policy NAME|--no-mb-policy]\n"
 	"                   [--ima-policy NAME|--no-ima-policy] [--stop|--resume]\n"
 	"       kumquat delete ID\n"
@@ -22,7 +22,9 @@ static const char usage_text[] =
 	"IPv6), S the seconds between rounds (0-86400), ALG its PCR bank (sha256 unless\n"
 	"given), NAME a policy from 'kumquat policy add'. A guest (enrolled as one at the\n"
 	"registrar) is attested through its host's deep quote: add its host first; --host\n"
-	"names it (the registrar's record says which host it is anyway).\n"
+	"names it (the registrar's record says which host it is anyway). --revocations: the\n"
+	"signed revocation notices the agent is sent when another fails (host: its host and\n"
+	"the host's guests; all: every agent; none, the default).\n"
 	"common options (or environment variables):\n"
 	"  --url URL      the verifier, https://HOST:PORT             (KUMQUAT_VERIFIER_URL)\n"
 	"  --ca FILE      CA of the verifier's certificate            (KUMQUAT_CA)\n"
@@ -46,9 +48,11 @@ enum {
 	O_JSON,
 	O_HISTORY,
 	O_HOST,
+	O_REVOCATIONS,
 };
 #define BIT(o) (1u << ((o) - O_ADDRESS))
-#define SETTINGS (BIT(O_ADDRESS) | BIT(O_INTERVAL) | BIT(O_BANK) | BIT(O_PCR) | BIT(O_MB) | BIT(O_IMA))
+#define SETTINGS \
+	(BIT(O_ADDRESS) | BIT(O_INTERVAL) | BIT(O_BANK) | BIT(O_PCR) | BIT(O_MB) | BIT(O_IMA) | BIT(O_REVOCATIONS))
 #define CHANGES (SETTINGS | BIT(O_NO_PCR) | BIT(O_NO_MB) | BIT(O_NO_IMA) | BIT(O_STOP) | BIT(O_RESUME))
 
 /* The agent's policies, in the order of O_PCR.. and O_NO_PCR.. */
@@ -64,7 +68,7 @@ struct args {
 	const char *verb;
 	char id[37];
 	unsigned given; /* BIT()s of the options given */
-	const char *address, *bank;
+	const char *address, *bank, *revocations;
 	char host[37];
 	uint64_t interval;
 	const char *policy[ARRAY_SIZE(policies)];
@@ -130,6 +134,11 @@ static int take(struct args *a, int c, const char *arg)
 			return cli_fail(KQ_EXIT_USAGE, "%s: '%s' is not a policy name (1-64 of A-Z a-z 0-9 . _ -)", a->verb, arg);
 		a->policy[c - O_PCR] = arg;
 		break;
+	case O_REVOCATIONS:
+		if (strcmp(arg, "none") != 0 && strcmp(arg, "host") != 0 && strcmp(arg, "all") != 0)
+			return cli_fail(KQ_EXIT_USAGE, "%s: --revocations must be none, host or all, not '%s'", a->verb, arg);
+		a->revocations = arg;
+		break;
 	case O_JSON: a->json = true; break;
 	case O_HISTORY: a->history = true; break;
 	case O_HOST:
@@ -158,6 +167,8 @@ static int agent_body(const struct args *a, bool with_id, struct json_object **r
 		r = cli_json_add(o, "interval", json_object_new_int64((int64_t)a->interval));
 	if (r == 0 && a->bank)
 		r = cli_json_add(o, "bank", json_object_new_string(a->bank));
+	if (r == 0 && a->revocations)
+		r = cli_json_add(o, "revocations", json_object_new_string(a->revocations));
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(policies); i++) {
 		if (a->policy[i])
 			r = cli_json_add(o, policies[i].field, json_object_new_string(a->policy[i]));
@@ -450,6 +461,7 @@ static int run_verb(const struct verb *v, int argc, char **argv)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "history", no_argument, NULL, O_HISTORY },
 		{ "host", required_argument, NULL, O_HOST },
+		{ "revocations", required_argument, NULL, O_REVOCATIONS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};

@@ -118,7 +118,7 @@ static bool split(const char *path, const char *prefix, char *id, size_t id_size
 /* ---- agents ---- */
 
 struct agent_body {
-	char *id, *address, *bank, *host;
+	char *id, *address, *bank, *host, *revocations;
 	int64_t interval;
 	struct json_object *pol[3];
 	bool has_pol[3];
@@ -133,6 +133,7 @@ static const struct json_field agent_fields[] = {
 	{ "interval", JSON_INT64, false, 0, offsetof(struct agent_body, interval) },
 	{ "stop", JSON_BOOL, false, 0, offsetof(struct agent_body, stop) },
 	{ "resume", JSON_BOOL, false, 0, offsetof(struct agent_body, resume) },
+	{ "revocations", JSON_STRING, false, 8, offsetof(struct agent_body, revocations) },
 	{}
 };
 
@@ -210,6 +211,12 @@ static bool agent_spec(struct http_response *resp, struct json_object *o, struct
 		http_error(resp, 400, "bad_request", "'stop' and 'resume' together");
 		goto out;
 	}
+	if (b->revocations && strcmp(b->revocations, "none") != 0 && strcmp(b->revocations, "host") != 0 &&
+	    strcmp(b->revocations, "all") != 0) {
+		http_error(resp, 400, "bad_request", "field 'revocations': none, host or all");
+		goto out;
+	}
+	spec->revocations = b->revocations;
 	spec->address = b->address;
 	spec->interval = b->interval == INT64_MIN ? -1 : b->interval;
 	spec->bank = b->bank;

@@ -1702,8 +1702,24 @@ static void start_deliveries(struct loop *l, int64_t now_ms)
 		x->attempts = items[i].attempts;
 		x->webhook = TAKE_PTR(items[i].webhook);
 		x->body = TAKE_PTR(items[i].body);
-		if (!(x->easy = new_easy(l, x, x->webhook, l->cfg->notify_ca ? l->cfg->notify_ca : l->cfg->tls_ca,
-					 DELIVERY_TIMEOUT_MS)) ||
+		if (strncmp(x->webhook, "agent:", 6) == 0) {
+			/* a revocation notice to a subscribed agent, at its address now */
+			struct agent_rt *a = find_agent(l, x->webhook + 6, NULL);
+			char url[VERIFIER_ADDRESS_MAX + 32];
+			bool dropped = false;
+
+			if (!a) {
+				store_outbox_done(l->db, x->event_seq, x->webhook, true, 0, l->cfg->max_attempts, &dropped);
+				xfer_free(x);
+				continue;
+			}
+			snprintf(url, sizeof(url), "https://%s/v1/revocation", a->row.address);
+			x->easy = new_easy(l, x, url, l->cfg->tls_ca, DELIVERY_TIMEOUT_MS);
+		} else {
+			x->easy = new_easy(l, x, x->webhook, l->cfg->notify_ca ? l->cfg->notify_ca : l->cfg->tls_ca,
+					   DELIVERY_TIMEOUT_MS);
+		}
+		if (!x->easy ||
 		    curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
 			xfer_free(x);
 			continue;

@@ -43,6 +43,8 @@ static const char *const migrations[] = {
 	"CREATE TABLE payloads (agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,"
 	"  payload_id TEXT NOT NULL, enc_v BLOB NOT NULL, state TEXT NOT NULL, reason TEXT,"
 	"  created INTEGER NOT NULL, updated INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);",
+	/* 4: revocation notices an agent subscribes to: none, host (about its host and the host's guests), all */
+	"ALTER TABLE agents ADD COLUMN revocations TEXT NOT NULL DEFAULT 'none';",
 };
 
 static const char *const state_names[] = {
@@ -316,6 +318,107 @@ static int queue_event(sqlite3 *h, struct round_ctx *c, const char *old_state, i
 }
 
 /* One round, inside a transaction. -ESTALE / -ENOENT before anything is written. */
+static struct json_object *col_json(sqlite3_stmt *s, int col);
+
+/*
+ * An agent failed: a revocation notice, signed, to every webhook and to the
+ * agents subscribed to it ("agent:ID" deliveries): those with revocations
+ * "all", and those with "host" on the failed agent's host (the host itself
+ * for a host). Not to the failed agent.
+ */
+static int queue_revocation(sqlite3 *h, struct round_ctx *c, int64_t now)
+{
+	const char *const *hooks;
+	size_t n_hooks;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *a = NULL, *ins = NULL, *upd = NULL, *del = NULL, *subs = NULL;
+	_cleanup_free_ char *body = NULL;
+	struct json_object *ev, *first = NULL;
+	char when[32], scope[VERIFIER_ID_LEN + 1];
+	struct tm tm;
+	time_t t = (time_t)now;
+	int64_t seq;
+	size_t n_sent = 0;
+	int rc;
+
+	rc = db_prepare(h, "SELECT kind, vm_uuid, host_id FROM agents WHERE id = ?", &a);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(a, 1, c->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(a)) != SQLITE_ROW)
+		return db_err(h, rc == SQLITE_DONE ? SQLITE_ERROR : rc, "revocation");
+	copy_col(scope, sizeof(scope), a, 2);
+	if (!scope[0])
+		snprintf(scope, sizeof(scope), "%s", c->id);
+	rc = db_prepare(h, "INSERT INTO events (body) VALUES ('')", &ins);
+	if (rc < 0)
+		return rc;
+	if ((rc = sqlite3_step(ins)) != SQLITE_DONE)
+		return db_err(h, rc, "queue revocation");
+	seq = sqlite3_last_insert_rowid(h);
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (json_object_array_length(c->res->reasons) > 0)
+		first = json_object_array_get_idx(c->res->reasons, 0);
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string("revocation"));
+	json_object_object_add(ev, "seq", json_object_new_int64(seq));
+	json_object_object_add(ev, "time", json_object_new_string(when));
+	json_object_object_add(ev, "unix_time", json_object_new_int64(now));
+	json_object_object_add(ev, "agent_id", json_object_new_string(c->id));
+	json_object_object_add(ev, "kind", col_json(a, 0));
+	json_object_object_add(ev, "vm_uuid", col_json(a, 1));
+	json_object_object_add(ev, "host_id", json_object_new_string(scope));
+	json_object_object_add(ev, "reason", first ? json_object_get(first) : NULL);
+	json_object_object_add(ev, "reasons", json_object_get(c->res->reasons));
+	rc = notifier_envelope_type(c->nt, REVOCATION_PAYLOAD_TYPE, ev, &body);
+	json_object_put(ev);
+	if (rc < 0)
+		return rc;
+	if ((rc = db_prepare(h, "UPDATE events SET body = ? WHERE seq = ?", &upd)) < 0)
+		return rc;
+	sqlite3_bind_text(upd, 1, body, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(upd, 2, seq);
+	if ((rc = sqlite3_step(upd)) != SQLITE_DONE)
+		return db_err(h, rc, "queue revocation");
+	if ((rc = db_prepare(h, "INSERT INTO deliveries (event_seq, webhook, next_try) VALUES (?, ?, ?)", &del)) < 0)
+		return rc;
+	hooks = notifier_webhooks(c->nt, &n_hooks);
+	for (size_t i = 0; i < n_hooks; i++) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, seq);
+		sqlite3_bind_text(del, 2, hooks[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(del, 3, now);
+		if ((rc = sqlite3_step(del)) != SQLITE_DONE)
+			return db_err(h, rc, "queue revocation");
+		n_sent++;
+	}
+	rc = db_prepare(h, "SELECT 'agent:' || id FROM agents WHERE id != ?1 AND (revocations = 'all' OR"
+			   " (revocations = 'host' AND COALESCE(host_id, id) = ?2))", &subs);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(subs, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(subs, 2, scope, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(subs)) == SQLITE_ROW) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, seq);
+		sqlite3_bind_text(del, 2, (const char *)sqlite3_column_text(subs, 0), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(del, 3, now);
+		if ((rc = sqlite3_step(del)) != SQLITE_DONE)
+			return db_err(h, rc, "queue revocation");
+		n_sent++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(h, rc, "queue revocation");
+	if (n_sent == 0) {
+		/* nobody to tell: no event left waiting */
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "DELETE FROM events WHERE seq = %" PRId64, seq);
+		return exec_sql(h, sql);
+	}
+	return 0;
+}
+
 static int one_round(struct db *db, sqlite3 *h, struct round_ctx *c)
 {
 	const struct round_result *res = c->res;
@@ -393,6 +496,8 @@ static int one_round(struct db *db, sqlite3 *h, struct round_ctx *c)
 	}
 	if (state_changed) {
 		rc = queue_event(h, c, old_state, now);
+		if (rc >= 0 && res->state == AGENT_FAILED)
+			rc = queue_revocation(h, c, now);
 		if (rc < 0)
 			return rc;
 	}
@@ -656,8 +761,8 @@ static int insert_fn(struct db *db, sqlite3 *h, void *ud)
 			return kq_err(-EMEDIUMTYPE, "%s is not a host", a->host_id);
 	}
 	rc = db_prepare(h, "INSERT INTO agents (id, address, ak, interval, bank, pcr_policy, mb_policy,"
-			   " ima_policy, state, state_since, created, kind, host_id, vm_uuid, ek_name)"
-			   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'attesting', ?, ?, ?, ?, ?, ?)",
+			   " ima_policy, state, state_since, created, kind, host_id, vm_uuid, ek_name, revocations)"
+			   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'attesting', ?, ?, ?, ?, ?, ?, ?)",
 			&s);
 	if (rc < 0)
 		return rc;
@@ -677,6 +782,7 @@ static int insert_fn(struct db *db, sqlite3 *h, void *ud)
 		sqlite3_bind_blob(s, 14, a->ek_name, (int)a->ek_name_len, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(s, 14);
+	sqlite3_bind_text(s, 15, a->revocations ? a->revocations : "none", -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_CONSTRAINT)
 		return kq_err(-EEXIST, "agent %s is already added", c->id);
@@ -733,6 +839,8 @@ static int patch_fn(struct db *db, sqlite3 *h, void *ud)
 	if (a->address && (rc = set_text(h, c->id, "address", a->address)) < 0)
 		return rc;
 	if (a->bank && (rc = set_text(h, c->id, "bank", a->bank)) < 0)
+		return rc;
+	if (a->revocations && (rc = set_text(h, c->id, "revocations", a->revocations)) < 0)
 		return rc;
 	rc = db_prepare(h, "UPDATE agents SET generation = generation + 1,"
 			   " interval = CASE WHEN ?1 >= 0 THEN ?1 ELSE interval END WHERE id = ?2", &u);
@@ -822,7 +930,8 @@ static struct json_object *reasons_json(sqlite3_stmt *s, int col)
 }
 
 #define AGENT_COLS "id, address, interval, bank, pcr_policy, mb_policy, ima_policy, state, state_since," \
-		   " reasons, verdicts, passes, last_verdict_time, last_pass_time, created, attest_state, kind, host_id, vm_uuid"
+		   " reasons, verdicts, passes, last_verdict_time, last_pass_time, created, attest_state, kind, host_id, vm_uuid," \
+		   " revocations"
 
 static struct json_object *agent_obj(sqlite3_stmt *s, bool full)
 {
@@ -840,6 +949,7 @@ static struct json_object *agent_obj(sqlite3_stmt *s, bool full)
 	json_object_object_add(o, "kind", col_json(s, 16));
 	json_object_object_add(o, "host_id", col_json(s, 17));
 	json_object_object_add(o, "vm_uuid", col_json(s, 18));
+	json_object_object_add(o, "revocations", col_json(s, 19));
 	if (full) {
 		const void *blob = sqlite3_column_blob(s, 15);
 		size_t n = (size_t)sqlite3_column_bytes(s, 15);

@@ -27,6 +27,7 @@
 #include "attest.h"
 #include "db/db.h"
 #include "http/http.h"
+#include "revocation/revocation.h"
 
 #define VERIFIER_ID_LEN 36            /* lowercase UUID */
 #define VERIFIER_NAME_MAX 64          /* policy names */
@@ -142,6 +143,7 @@ struct agent_spec {
 	const char *bank;
 	const char *policy[3];         /* pcr, mb, ima: NULL unchanged, "" removes */
 	bool stop, resume;
+	const char *revocations;       /* revocation notices the agent gets: "none", "host", "all"; NULL unchanged */
 	const uint8_t *ak;             /* add only */
 	size_t ak_len;
 	/* add only, guests: their host (an agent of kind host here), VM and vTPM EK name */
@@ -243,6 +245,8 @@ const char *const *notifier_webhooks(const struct notifier *n, size_t *ret_n);
  * The DSSE envelope of an event, as JSON text (malloc'd). Thread-safe.
  */
 int notifier_envelope(struct notifier *n, struct json_object *event, char **ret);
+/* The same with another payloadType (revocation notices). */
+int notifier_envelope_type(struct notifier *n, const char *type, struct json_object *event, char **ret);
 
 /* ---- loop ---- */
 

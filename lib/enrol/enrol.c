@@ -58,6 +58,17 @@ int enrol_agent_id(const char *state_dir, char ret[37])
 	return 0;
 }
 
+int enrol_parse_handle(const char *key, const char *s, uint64_t *ret)
+{
+	uint8_t b[4];
+	size_t n;
+
+	if (kq_hex_decode(s, b, sizeof(b), &n) < 0 || n != 4 || b[0] != 0x81 || b[1] > 0x7f)
+		return kq_err(-EINVAL, "[tpm] %s = %.20s is not a persistent handle 0x81000000-0x817fffff", key, s);
+	*ret = (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
+	return 0;
+}
+
 int enrol_add_b64(struct json_object *o, const char *key, const void *data, size_t len)
 {
 	_cleanup_free_ char *s = NULL;
@@ -213,4 +224,74 @@ out:
 	json_object_put(req);
 	json_object_put(resp);
 	return r;
+}
+
+int enrol_certify_key(const struct enrol_config *cfg, struct tpmdev *tpm, TPM2_HANDLE key_handle,
+		      const TPM2B_PUBLIC *key_pub, const char *path, const char *pub_field)
+{
+	uint8_t pub_buf[sizeof(TPM2B_PUBLIC)], sig_buf[sizeof(TPMT_SIGNATURE)];
+	size_t pub_len = 0, sig_len = 0, nonce_len = 0, attest_len = 0;
+	_cleanup_free_ uint8_t *nonce = NULL, *attest = NULL;
+	_cleanup_free_ char *url_path = NULL;
+	struct json_object *req = NULL, *resp = NULL;
+	TPMT_SIGNATURE sig;
+	int r;
+
+	if (!cfg->id || !path || !pub_field)
+		return kq_err(-EINVAL, "enrol_certify_key: id, path and field are required");
+	if ((r = enrol_marshal_public(key_pub, pub_buf, sizeof(pub_buf), &pub_len)) < 0)
+		return r;
+
+	/* a fresh nonce, so the certification cannot be replayed */
+	if (asprintf(&url_path, "/v1/agents/%s%s/nonce", cfg->id, path) < 0) {
+		url_path = NULL;
+		return kq_err(-ENOMEM, "out of memory");
+	}
+	req = json_object_new_object();
+	if ((r = enrol_post(cfg, url_path, req, &resp)) < 0 ||
+	    (r = enrol_get_b64(resp, "nonce", 64, &nonce, &nonce_len)) < 0)
+		goto out;
+	if (nonce_len != 32) {
+		r = kq_err(-EBADMSG, "the registrar's nonce is %zu bytes, not 32", nonce_len);
+		goto out;
+	}
+	json_object_put(resp);
+	resp = NULL;
+	json_object_put(req);
+	req = NULL;
+
+	/* TPM2_Certify by the AK over it, then the key, the attestation and the signature */
+	r = tpmdev_certify(tpm, key_handle, cfg->ak_handle, nonce, nonce_len, &attest, &attest_len, &sig);
+	if (r < 0)
+		goto out;
+	if (Tss2_MU_TPMT_SIGNATURE_Marshal(&sig, sig_buf, sizeof(sig_buf), &sig_len) != TSS2_RC_SUCCESS) {
+		r = kq_err(-EINVAL, "cannot marshal the signature");
+		goto out;
+	}
+	url_path[strlen(url_path) - strlen("/nonce")] = '\0';
+	req = json_object_new_object();
+	if ((r = enrol_add_b64(req, pub_field, pub_buf, pub_len)) < 0 ||
+	    (r = enrol_add_b64(req, "attest", attest, attest_len)) < 0 ||
+	    (r = enrol_add_b64(req, "signature", sig_buf, sig_len)) < 0 ||
+	    (r = enrol_post(cfg, url_path, req, &resp)) < 0)
+		goto out;
+	r = 0;
+out:
+	json_object_put(req);
+	json_object_put(resp);
+	return r;
+}
+
+int enrol_payload_key(const struct enrol_config *cfg, struct tpmdev *tpm, TPM2_HANDLE key_handle, TPM2B_NAME *ret_name)
+{
+	TPM2B_PUBLIC pub;
+	TPM2B_NAME name;
+	int r;
+
+	if ((r = tpmdev_payload_key(tpm, key_handle, &pub, &name)) < 0 ||
+	    (r = enrol_certify_key(cfg, tpm, key_handle, &pub, "/payload-key", "key_pub")) < 0)
+		return r;
+	if (ret_name)
+		*ret_name = name;
+	return 0;
 }

@@ -40,6 +40,7 @@
 extern pthread_mutex_t evidence_tpm_lock;
 
 struct payload_agent;
+struct revocation_agent;
 
 /* What an agent serves. Pointers must stay valid while it serves. */
 struct evidence_config {
@@ -50,6 +51,7 @@ struct evidence_config {
 	const char *ima_log;        /* likewise */
 	const char *boot_id;        /* a file holding the boot id (trailing blanks dropped); NULL: null */
 	const struct payload_agent *payload; /* lib/payload's routes; NULL: they answer 404 */
+	const struct revocation_agent *revocation; /* lib/revocation's route; NULL: 404 */
 };
 
 /* The fields every evidence request carries, checked. */

@@ -40,7 +40,7 @@ static const struct json_field u_fields[] = {
 	{ "enc_u", JSON_BASE64, true, 512, offsetof(struct u_body, enc_u) },
 	{ "auth_tag", JSON_BASE64, true, PAYLOAD_TAG_LEN, offsetof(struct u_body, auth_tag) },
 	{ "sealed", JSON_BASE64, true, PAYLOAD_MAX + 64, offsetof(struct u_body, sealed) },
-	{ NULL },
+	{ 0 },
 };
 
 struct v_body {
@@ -51,7 +51,7 @@ struct v_body {
 static const struct json_field v_fields[] = {
 	{ "payload_id", JSON_STRING, true, PAYLOAD_ID_LEN, offsetof(struct v_body, payload_id) },
 	{ "enc_v", JSON_BASE64, true, 512, offsetof(struct v_body, enc_v) },
-	{ NULL },
+	{ 0 },
 };
 
 static int add_b64(struct json_object *o, const char *key, const uint8_t *d, size_t n)

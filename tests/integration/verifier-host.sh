@@ -354,24 +354,36 @@ status
 [ "$(jq -r .state st.json)" = stopped ] || fail "stop: $(cat st.json)"
 expect 1 "$KUMQUAT" status "$ID"   # exits 0 only when attesting
 for i in $(seq 50); do [ "$(ls events | wc -l)" -ge 10 ] && break; sleep 0.2; done
-n=0
+n=0 nrev=0
 for f in events/*.json; do
+	# state changes, and a revocation notice with each failure (docs/revocation.md)
+	type=$(jq -r .payloadType "$f")
 	jq -r .payload "$f" | base64 -d >payload.json
 	jq -r '.signatures[0].sig' "$f" | base64 -d >sig.der
 	plen=$(stat -c %s payload.json)
-	{ printf 'DSSEv1 34 application/vnd.kumquat.event+json %d ' "$plen"; cat payload.json; } >pae.bin
+	{ printf 'DSSEv1 %d %s %d ' ${#type} "$type" "$plen"; cat payload.json; } >pae.bin
 	openssl dgst -sha256 -verify notify-pub.pem -signature sig.der pae.bin >/dev/null ||
 		fail "event $f: the signature does not verify"
-	jq -e --arg id "$ID" '.agent_id == $id and .event == "state_changed"' payload.json >/dev/null ||
-		fail "event $f: $(cat payload.json)"
-	n=$((n + 1))
+	case $type in
+	application/vnd.kumquat.event+json)
+		jq -e --arg id "$ID" '.agent_id == $id and .event == "state_changed"' payload.json >/dev/null ||
+			fail "event $f: $(cat payload.json)"
+		n=$((n + 1)) ;;
+	application/vnd.kumquat.revocation+json)
+		jq -e --arg id "$ID" '.agent_id == $id and .event == "revocation" and .kind == "host" and
+			.host_id == $id and (.reason.code | length > 0)' payload.json >/dev/null ||
+			fail "notice $f: $(cat payload.json)"
+		nrev=$((nrev + 1)) ;;
+	*) fail "event $f of type $type" ;;
+	esac
 done
 [ $n -ge 10 ] || fail "only $n events delivered"
+[ $nrev -ge 5 ] || fail "only $nrev revocation notices delivered"
 # a tampered event does not verify
-jq -r .payload "$(ls events/*.json | head -1)" | base64 -d | sed 's/failed/attesting/' >payload.json
+jq -r .payload "$(grep -l 'vnd.kumquat.event+json' events/*.json | head -1)" | base64 -d | sed 's/failed/attesting/' >payload.json
 plen=$(stat -c %s payload.json)
 { printf 'DSSEv1 34 application/vnd.kumquat.event+json %d ' "$plen"; cat payload.json; } >pae.bin
-jq -r '.signatures[0].sig' "$(ls events/*.json | head -1)" | base64 -d >sig.der
+jq -r '.signatures[0].sig' "$(grep -l 'vnd.kumquat.event+json' events/*.json | head -1)" | base64 -d >sig.der
 openssl dgst -sha256 -verify notify-pub.pem -signature sig.der pae.bin >/dev/null 2>&1 &&
 	fail "a changed event verified"
 grep -q "failed -> \|attesting -> failed" verifier.log || fail "state changes not logged"

@@ -2,8 +2,8 @@
 /*
  * Registrar enrolment logic with software-held keys (the integration test does
  * the same with swtpm and the real host agent): the happy path, every refusal
- * with its reason and nothing stored, re-enrolment rules, the vTPM-CA
- * certification, and state that survives a restart.
+ * with its reason and nothing stored, re-enrolment rules, the vTPM-CA and
+ * payload-key certifications, and state that survives a restart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,6 +90,16 @@ static void new_guest(struct agent *g, EVP_PKEY *ca_key, X509 *ca, const char *v
 	g->cert = der(c, &g->cert_len);
 	X509_free(c);
 	snprintf(g->vm, sizeof(g->vm), "%s", vm);
+}
+
+/* The agent's TPM makes a new AK (the next enrolment is an AK change). */
+static void new_ak(struct agent *a)
+{
+	EVP_PKEY_free(a->ak_key);
+	a->ak_key = EVP_RSA_gen(2048);
+	test_rsa_public(a->ak_key, TEST_AK_ATTRS, &a->ak, false);
+	assert_int_equal(tpm_public_name(&a->ak, &a->ak_name), 0);
+	a->ak_len = test_marshal_public(&a->ak, a->ak_pub, sizeof(a->ak_pub));
 }
 
 static void free_agent(struct agent *a)
@@ -201,11 +211,7 @@ static void test_enrol_and_restart(void **state)
 	rg = open_rg(true);
 	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
 	json_object_put(o);
-	EVP_PKEY_free(a.ak_key);
-	a.ak_key = EVP_RSA_gen(2048);
-	test_rsa_public(a.ak_key, TEST_AK_ATTRS, &a.ak, false);
-	tpm_public_name(&a.ak, &a.ak_name);
-	a.ak_len = test_marshal_public(&a.ak, a.ak_pub, sizeof(a.ak_pub));
+	new_ak(&a);
 	assert_int_equal(enrol(rg, &a, "host", &code), 0);
 	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
 	assert_int_equal(json_object_get_int(json_object_object_get(o, "ak_changes")), 1);
@@ -508,11 +514,7 @@ static void test_vtpm_ca(void **state)
 	}
 
 	/* a new AK forgets the vTPM CA certified by the old one */
-	EVP_PKEY_free(a.ak_key);
-	a.ak_key = EVP_RSA_gen(2048);
-	test_rsa_public(a.ak_key, TEST_AK_ATTRS, &a.ak, false);
-	tpm_public_name(&a.ak, &a.ak_name);
-	a.ak_len = test_marshal_public(&a.ak, a.ak_pub, sizeof(a.ak_pub));
+	new_ak(&a);
 	assert_int_equal(enrol(rg, &a, "host", &code), 0);
 	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
 	assert_null(json_object_object_get(o, "vtpm_ca_name"));
@@ -524,12 +526,238 @@ static void test_vtpm_ca(void **state)
 	registrar_close(rg);
 }
 
+/* The payload key as tpmdev_payload_key makes it: RSA-2048 decrypt-only, RSAES-OAEP-SHA256. */
+#define PAYLOAD_ATTRS (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN | \
+		       TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_DECRYPT)
+
+static void payload_public(EVP_PKEY *key, TPMA_OBJECT attrs, TPMT_PUBLIC *p)
+{
+	test_rsa_public(key, attrs, p, false);
+	p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_OAEP;
+	p->parameters.rsaDetail.scheme.details.oaep.hashAlg = TPM2_ALG_SHA256;
+}
+
+/*
+ * A TPM2_Certify of the key named by certified (NULL: pub) by signer over
+ * nonce, submitted with pub: to the payload-key route, or the vTPM-CA's.
+ */
+static int certify(struct registrar *rg, bool ca, const char *id, const TPMT_PUBLIC *pub, EVP_PKEY *signer,
+		   const uint8_t nonce[32], const TPMT_PUBLIC *certified, const char **code)
+{
+	TPMS_ATTEST at = { .magic = TPM2_GENERATED_VALUE, .type = TPM2_ST_ATTEST_CERTIFY };
+	uint8_t key_pub[1024], attest[4096], sig[1024];
+	size_t key_len, attest_len, sig_len;
+
+	key_len = test_marshal_public(pub, key_pub, sizeof(key_pub));
+	assert_int_equal(tpm_public_name(certified ? certified : pub, &at.attested.certify.name), 0);
+	at.extraData.size = 32;
+	memcpy(at.extraData.buffer, nonce, 32);
+	attest_len = test_sign_attest(signer, &at, attest, sizeof(attest), sig, sizeof(sig), &sig_len);
+	if (ca)
+		return reg_ca_submit(rg, id, key_pub, key_len, attest, attest_len, sig, sig_len, code);
+	return reg_payload_submit(rg, id, key_pub, key_len, attest, attest_len, sig, sig_len, code);
+}
+
+/* A fresh payload-key nonce for id, then certify() of pub by signer over it. */
+static int submit_payload(struct registrar *rg, const char *id, const TPMT_PUBLIC *pub, EVP_PKEY *signer,
+			  const TPMT_PUBLIC *certified, const char **code)
+{
+	uint8_t nonce[32];
+
+	assert_int_equal(reg_payload_nonce(rg, id, nonce, code), 0);
+	return certify(rg, false, id, pub, signer, nonce, certified, code);
+}
+
+static void test_payload_key(void **state)
+{
+	struct registrar *rg = open_rg(true);
+	struct agent a, g;
+	const char *code = NULL;
+	uint8_t nonce[32];
+	EVP_PKEY *pk = EVP_RSA_gen(2048), *other = EVP_RSA_gen(2048), *stranger = EVP_RSA_gen(2048);
+	EVP_PKEY *ca_key = EVP_RSA_gen(2048), *small = EVP_RSA_gen(1024);
+	TPMT_PUBLIC key, bad, ca;
+	TPM2B_NAME name;
+	struct json_object *o;
+
+	new_agent(&a, vendor_key, vendor_ca);
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	payload_public(pk, PAYLOAD_ATTRS, &key);
+	assert_int_equal(tpm_public_name(&key, &name), 0);
+
+	/* unknown agents get no nonce */
+	assert_int_equal(reg_payload_nonce(rg, "7c9d9a4e-0000-4000-8000-0000000000fe", nonce, &code), -ENOENT);
+	assert_string_equal(code, "not_found");
+
+	/* right: the key certified by the agent's AK over a fresh nonce */
+	assert_int_equal(reg_payload_nonce(rg, a.id, nonce, &code), 0);
+	assert_int_equal(certify(rg, false, a.id, &key, a.ak_key, nonce, NULL, &code), 0);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	{
+		_cleanup_free_ char *hex = kq_hex_dup(name.name, name.size);
+
+		assert_string_equal(json_object_get_string(json_object_object_get(o, "payload_key_name")), hex);
+	}
+	assert_true(json_object_get_int64(json_object_object_get(o, "payload_key_at")) > 0);
+	assert_non_null(json_object_object_get(o, "payload_key_pub"));
+	assert_null(json_object_object_get(o, "vtpm_ca_name"));
+	json_object_put(o);
+	/* the list shows the name, not the public area */
+	assert_int_equal(reg_list_json(rg, &o), 0);
+	for (size_t i = 0; i < json_object_array_length(o); i++) {
+		struct json_object *e = json_object_array_get_idx(o, i), *v;
+
+		assert_true(json_object_object_get_ex(e, "payload_key_name", &v));
+		assert_true(json_object_object_get_ex(e, "payload_key_at", &v));
+		assert_false(json_object_object_get_ex(e, "payload_key_pub", &v));
+	}
+	json_object_put(o);
+
+	/* the same nonce again: stale */
+	assert_int_equal(certify(rg, false, a.id, &key, a.ak_key, nonce, NULL, &code), -EPERM);
+	assert_string_equal(code, "stale_nonce");
+	/* over a nonce the registrar never gave */
+	assert_int_equal(reg_payload_nonce(rg, a.id, nonce, &code), 0);
+	nonce[0] ^= 1;
+	assert_int_equal(certify(rg, false, a.id, &key, a.ak_key, nonce, NULL, &code), -EPERM);
+	assert_string_equal(code, "stale_nonce");
+	/* a vTPM-CA nonce is not a payload-key nonce, nor the other way round */
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+	assert_int_equal(certify(rg, false, a.id, &key, a.ak_key, nonce, NULL, &code), -EPERM);
+	assert_string_equal(code, "stale_nonce");
+	test_rsa_public(ca_key, TEST_CA_ATTRS, &ca, false);
+	assert_int_equal(reg_payload_nonce(rg, a.id, nonce, &code), 0);
+	assert_int_equal(certify(rg, true, a.id, &ca, a.ak_key, nonce, NULL, &code), -EPERM);
+	assert_string_equal(code, "stale_nonce");
+
+	/* keys of the wrong kind */
+	payload_public(pk, PAYLOAD_ATTRS | TPMA_OBJECT_SIGN_ENCRYPT, &bad);
+	assert_int_equal(submit_payload(rg, a.id, &bad, a.ak_key, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	payload_public(pk, PAYLOAD_ATTRS | TPMA_OBJECT_RESTRICTED, &bad);
+	assert_int_equal(submit_payload(rg, a.id, &bad, a.ak_key, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	payload_public(pk, PAYLOAD_ATTRS & ~TPMA_OBJECT_FIXEDTPM, &bad);
+	assert_int_equal(submit_payload(rg, a.id, &bad, a.ak_key, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	payload_public(pk, PAYLOAD_ATTRS, &bad);
+	bad.parameters.rsaDetail.scheme.scheme = TPM2_ALG_RSAES;
+	assert_int_equal(submit_payload(rg, a.id, &bad, a.ak_key, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	bad.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+	assert_int_equal(submit_payload(rg, a.id, &bad, a.ak_key, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	payload_public(pk, PAYLOAD_ATTRS, &bad);
+	bad.parameters.rsaDetail.scheme.details.oaep.hashAlg = TPM2_ALG_SHA1;
+	assert_int_equal(submit_payload(rg, a.id, &bad, a.ak_key, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	payload_public(small, PAYLOAD_ATTRS, &bad);
+	bad.parameters.rsaDetail.keyBits = 1024;
+	assert_int_equal(submit_payload(rg, a.id, &bad, a.ak_key, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	/* the nonce is used up by a refusal: the right key over it is now stale */
+	payload_public(pk, PAYLOAD_ATTRS | TPMA_OBJECT_SIGN_ENCRYPT, &bad);
+	assert_int_equal(reg_payload_nonce(rg, a.id, nonce, &code), 0);
+	assert_int_equal(certify(rg, false, a.id, &bad, a.ak_key, nonce, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_payload_key");
+	assert_int_equal(certify(rg, false, a.id, &key, a.ak_key, nonce, NULL, &code), -EPERM);
+	assert_string_equal(code, "stale_nonce");
+
+	/* signed by another key than the agent's AK */
+	assert_int_equal(submit_payload(rg, a.id, &key, stranger, NULL, &code), -EPERM);
+	assert_string_equal(code, "bad_certification");
+	/* certifying another key than the one submitted */
+	payload_public(other, PAYLOAD_ATTRS, &bad);
+	assert_int_equal(submit_payload(rg, a.id, &key, a.ak_key, &bad, &code), -EPERM);
+	assert_string_equal(code, "bad_certification");
+	/* none of the refusals replaced the recorded key */
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	{
+		_cleanup_free_ char *hex = kq_hex_dup(name.name, name.size);
+
+		assert_string_equal(json_object_get_string(json_object_object_get(o, "payload_key_name")), hex);
+	}
+	json_object_put(o);
+
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+	assert_int_equal(certify(rg, true, a.id, &ca, a.ak_key, nonce, NULL, &code), 0);
+
+	/* guests have a payload key too (but no vTPM CA) */
+	{
+		static const char vm[] = "7c9d9a4e-0000-4000-8000-000000000003";
+		X509 *ca_cert = NULL;
+
+		assert_int_equal(x509_ca_cert_new(&(struct x509_name_spec){ .cn = "kumquat vTPM CA" }, 3650, ca_key,
+						  &ca_cert), 0);
+		assert_true(X509_sign(ca_cert, ca_key, EVP_sha256()) > 0);
+		new_guest(&g, ca_key, ca_cert, vm, a.id);
+		X509_free(ca_cert);
+		assert_int_equal(enrol(rg, &g, "guest", &code), 0);
+		assert_int_equal(reg_ca_nonce(rg, g.id, nonce, &code), -EPERM);
+		assert_string_equal(code, "not_a_host");
+		payload_public(other, PAYLOAD_ATTRS, &bad);
+		assert_int_equal(submit_payload(rg, g.id, &bad, g.ak_key, NULL, &code), 0);
+		/* another agent's AK does not vouch for it */
+		assert_int_equal(submit_payload(rg, g.id, &bad, a.ak_key, NULL, &code), -EPERM);
+		assert_string_equal(code, "bad_certification");
+		assert_int_equal(reg_agent_json(rg, g.id, &o), 0);
+		assert_non_null(json_object_object_get(o, "payload_key_name"));
+		json_object_put(o);
+
+		/* revoked: no nonce, and a nonce from before is refused */
+		assert_int_equal(reg_payload_nonce(rg, g.id, nonce, &code), 0);
+		assert_int_equal(reg_revoke(rg, g.id), 0);
+		assert_int_equal(certify(rg, false, g.id, &bad, g.ak_key, nonce, NULL, &code), -EPERM);
+		assert_string_equal(code, "revoked");
+		assert_int_equal(reg_payload_nonce(rg, g.id, nonce, &code), -EPERM);
+		assert_string_equal(code, "revoked");
+		free_agent(&g);
+	}
+
+	/* the payload key survives a restart; a new AK forgets it */
+	registrar_close(rg);
+	rg = open_rg(true);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	assert_non_null(json_object_object_get(o, "payload_key_name"));
+	json_object_put(o);
+	new_ak(&a);
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
+	assert_null(json_object_object_get(o, "payload_key_name"));
+	assert_null(json_object_object_get(o, "payload_key_at"));
+	assert_null(json_object_object_get(o, "vtpm_ca_name"));
+	json_object_put(o);
+	/* the old AK's certification is no good any more; the new one's is */
+	assert_int_equal(submit_payload(rg, a.id, &key, stranger, NULL, &code), -EPERM);
+	assert_int_equal(submit_payload(rg, a.id, &key, a.ak_key, NULL, &code), 0);
+
+	/* nonces are bounded per agent and purpose: payload-key ones do not block the vTPM-CA's */
+	{
+		int n = 0; /* two are pending already: the wrong-nonce tests above left theirs unused */
+
+		while (reg_payload_nonce(rg, a.id, nonce, &code) == 0)
+			n++;
+		assert_int_equal(n, REG_MAX_PENDING_PER_ID - 2);
+		assert_string_equal(code, "too_many_pending");
+	}
+	assert_int_equal(reg_ca_nonce(rg, a.id, nonce, &code), 0);
+
+	EVP_PKEY_free(pk);
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(stranger);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(small);
+	free_agent(&a);
+	registrar_close(rg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_enrol_and_restart),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_vtpm_ca),
+		cmocka_unit_test(test_payload_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

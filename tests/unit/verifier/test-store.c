@@ -188,9 +188,9 @@ static void test_agents_rounds_outbox(void **state)
 	round_(db, nt, 0, AGENT_ATTESTING, true, NULL, &st, 0, false);
 	round_(db, nt, 0, AGENT_ATTESTING, true, NULL, &st, 0, false);
 	assert_int_equal(outbox_count(db), 0);
-	/* a failure changes state: one history row, one event per webhook */
+	/* a failure changes state: one history row, one event and one revocation notice per webhook */
 	round_(db, nt, 0, AGENT_FAILED, false, "not_in_allowlist", NULL, 0, true);
-	assert_int_equal(outbox_count(db), 2);
+	assert_int_equal(outbox_count(db), 4);
 	assert_int_equal(store_agent_json(db, ID, &o), 0);
 	assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "failed");
 	assert_int_equal(json_object_get_int(json_object_object_get(o, "verdicts")), 3);
@@ -200,7 +200,7 @@ static void test_agents_rounds_outbox(void **state)
 	/* an operator's change bumps the generation: a round begun before is refused */
 	assert_int_equal(store_agent_patch(db, nt, ID, &(struct agent_spec){ .interval = -1, .resume = true }), 0);
 	round_(db, nt, 0, AGENT_FAILED, false, "x", NULL, -ESTALE, false);
-	assert_int_equal(outbox_count(db), 4); /* the resume was an event too */
+	assert_int_equal(outbox_count(db), 6); /* the resume was an event too (and no revocation) */
 	round_(db, nt, 1, AGENT_ATTESTING, true, NULL, &st, 0, false);
 
 	/* history: newest first, capped at history_max */
@@ -408,6 +408,72 @@ static void test_payloads(void **state)
 	db_close(db);
 }
 
+/* A failing agent's revocation notice goes to the webhooks and to the agents subscribed to its scope. */
+static void test_revocations(void **state)
+{
+	struct verifier_config c = cfg();
+	struct db *db;
+	struct notifier *nt;
+	const char *H1 = "10000000-0000-4000-8000-000000000001", *H2 = "20000000-0000-4000-8000-000000000002",
+		   *G1 = "10000000-0000-4000-8000-0000000000a1", *G2 = "10000000-0000-4000-8000-0000000000a2",
+		   *G3 = "20000000-0000-4000-8000-0000000000b1";
+	struct agent_spec host = { .address = "127.0.0.1:1", .interval = 5, .bank = "sha256",
+				   .ak = (const uint8_t *)"AK", .ak_len = 2 };
+	struct agent_spec guest = host;
+	struct json_object *rs = reasons("pcr10_mismatch");
+	struct round_result res = { .state = AGENT_FAILED, .evaluated = true, .reasons = rs, .history_max = 3 };
+	struct outbox_item *items;
+	size_t n, hooks = 0, to_g2 = 0, to_h1 = 0, to_g3 = 0, to_h2 = 0, to_g1 = 0;
+	bool changed;
+
+	(void)state;
+	unlink(dbpath);
+	assert_int_equal(store_open(dbpath, &db), 0);
+	assert_int_equal(notifier_new(&c, &nt), 0);
+	host.revocations = "host";
+	assert_int_equal(store_agent_insert(db, H1, &host), 0);
+	host.revocations = "all";
+	assert_int_equal(store_agent_insert(db, H2, &host), 0);
+	guest.host_id = H1;
+	guest.vm_uuid = "a1a1a1a1-0000-4000-8000-000000000001";
+	guest.ek_name = (const uint8_t *)"\x00\x0b" "0123456789012345678901234567890123";
+	guest.ek_name_len = 34;
+	guest.revocations = "none";
+	assert_int_equal(store_agent_insert(db, G1, &guest), 0);
+	guest.revocations = "host";
+	assert_int_equal(store_agent_insert(db, G2, &guest), 0);
+	guest.host_id = H2;
+	assert_int_equal(store_agent_insert(db, G3, &guest), 0); /* "host", but on the other host */
+
+	assert_int_equal(store_round(db, nt, G1, 0, &res, &changed), 0);
+	assert_true(changed);
+	assert_int_equal(store_outbox_due(db, fake_now + 1000000, 100, NULL, 0, &items, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		const char *w = items[i].webhook;
+
+		if (strncmp(w, "agent:", 6) != 0) {
+			hooks++;
+			continue;
+		}
+		assert_non_null(strstr(items[i].body, "application/vnd.kumquat.revocation+json"));
+		to_g1 += strcmp(w + 6, G1) == 0;
+		to_g2 += strcmp(w + 6, G2) == 0;
+		to_h1 += strcmp(w + 6, H1) == 0;
+		to_g3 += strcmp(w + 6, G3) == 0;
+		to_h2 += strcmp(w + 6, H2) == 0;
+	}
+	outbox_items_free(items, n);
+	assert_int_equal(hooks, 4);           /* 2 webhooks: the state change and the notice */
+	assert_int_equal(to_g1, 0);           /* not the failed agent itself */
+	assert_int_equal(to_g2, 1);           /* "host" on the same host */
+	assert_int_equal(to_h1, 1);           /* the host itself, "host" */
+	assert_int_equal(to_h2, 1);           /* "all" */
+	assert_int_equal(to_g3, 0);           /* "host" elsewhere */
+	json_object_put(rs);
+	notifier_free(nt);
+	db_close(db);
+}
+
 /* DSSE: sig over "DSSEv1 <len(type)> <type> <len(payload)> <payload>" */
 static bool verify_env(const char *env_text, EVP_PKEY *pub, bool tamper)
 {
@@ -482,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_agents_rounds_outbox),
 		cmocka_unit_test(test_rounds_batch),
 		cmocka_unit_test(test_payloads),
+		cmocka_unit_test(test_revocations),
 		cmocka_unit_test(test_envelope),
 	};
 
