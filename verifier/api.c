@@ -396,6 +396,19 @@ out:
 	json_object_put(o);
 }
 
+static void handle_summary(const struct http_request *req, struct http_response *resp, void *ud)
+{
+	struct verifier *v = ud;
+	struct json_object *out;
+	int r = store_summary_json(v->db, &out);
+
+	(void)req;
+	if (r < 0)
+		fail(resp, r);
+	else
+		ok_json(resp, 200, out);
+}
+
 static void handle_list(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	struct verifier *v = ud;
@@ -675,6 +688,7 @@ static void handle_policy(const struct http_request *req, struct http_response *
 static const struct http_route routes[] = {
 	{ "POST", "/v1/agents", true, handle_add },
 	{ "GET", "/v1/agents", true, handle_list },
+	{ "GET", "/v1/summary", true, handle_summary },
 	{ "GET", "/v1/agents/*", true, handle_agent },
 	{ "POST", "/v1/agents/*", true, handle_agent },
 	{ "PATCH", "/v1/agents/*", true, handle_agent },

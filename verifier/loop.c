@@ -104,8 +104,11 @@ struct job {
 	enum agent_state state_before;
 	EVP_PKEY *ak;
 	struct policy *pol[3];
-	struct attest_state st;
-	bool have_state, from_zero;
+	uint8_t *st_in;           /* the agent's replay state, packed (NULL: none) */
+	size_t st_in_len;
+	struct attest_state *st;  /* unpacked on the worker while it judges (6 KB: not kept while queued) */
+	uint64_t ima_next;        /* the new state's IMA position, when it passed */
+	bool from_zero;
 	uint8_t nonce[VERIFIER_NONCE_LEN];
 	TPML_PCR_SELECTION asked;
 	uint64_t ima_offset;
@@ -138,6 +141,8 @@ static void job_clear(struct job *j)
 	json_object_put(j->ev);
 	json_object_put(j->reasons);
 	free(j->st_blob);
+	free(j->st_in);
+	free(j->st);
 	for (size_t i = 0; i < j->n_guests; i++)
 		job_clear(&j->guests[i]);
 	free(j->guests);
@@ -186,6 +191,7 @@ struct loop {
 	pthread_mutex_t jobs_lock;
 	pthread_cond_t jobs_cond;
 	struct job *todo, *todo_tail, *done;
+	size_t queued;            /* agents in jobs not yet collected: new rounds wait while it is high */
 	bool workers_stop;
 };
 
@@ -492,6 +498,16 @@ static void log_change(struct loop *l, const char *id, enum agent_state old, enu
  * On a worker: the verdict of a job. reasons is taken; a passing verdict's
  * replay state (j->st) is packed to be stored and kept.
  */
+/* On a worker: the job's replay state unpacked into j->st (zero if it has none or it does not read); false on ENOMEM. */
+static bool job_state(struct job *j)
+{
+	if (!j->st && !(j->st = calloc(1, sizeof(*j->st))))
+		return false;
+	if (!j->st_in || attest_state_unpack(j->st_in, j->st_in_len, j->st) < 0)
+		memset(j->st, 0, sizeof(*j->st));
+	return true;
+}
+
 static void job_verdict(struct job *j, bool pass, struct json_object *reasons)
 {
 	j->judged = true;
@@ -502,11 +518,15 @@ static void job_verdict(struct job *j, bool pass, struct json_object *reasons)
 	j->reasons = reasons;
 	free(j->st_blob);
 	j->st_blob = NULL;
-	if (pass && attest_state_pack(&j->st, &j->st_blob, &j->st_len) < 0) {
+	if (pass && (!j->st || attest_state_pack(j->st, &j->st_blob, &j->st_len) < 0)) {
 		/* not stored: the round is tried again */
-		log_error(MOD, "agent %s: %s", j->id, kq_errmsg());
+		log_error(MOD, "agent %s: %s", j->id, j->st ? kq_errmsg() : "no replay state");
 		j->judged = false;
 	}
+	if (pass && j->st)
+		j->ima_next = j->st->ima.next_index;
+	free(j->st);
+	j->st = NULL;
 }
 
 /*
@@ -807,15 +827,19 @@ static void run_job(struct loop *l, struct job *j)
 		return;
 	}
 	/* a new boot restarts the IMA list: ask for all of it before judging (the quote still decides) */
-	if (!j->from_zero && j->ima_offset > 0 && j->st.have_quote &&
+	if (!job_state(j)) {
+		json_object_put(ev);
+		return;
+	}
+	if (!j->from_zero && j->ima_offset > 0 && j->st->have_quote &&
 	    json_object_object_get_ex(ev, "boot_id", &bid) && json_object_is_type(bid, json_type_string) &&
-	    strcmp(json_object_get_string(bid), j->st.boot_id) != 0) {
+	    strcmp(json_object_get_string(bid), j->st->boot_id) != 0) {
 		log_info(MOD, "agent %s: new boot, asking for the IMA list from its start", j->id);
 		j->outcome = JOB_NEW_BOOT;
 		json_object_put(ev);
 		return;
 	}
-	r = attest_host(&pol, j->ak, j->nonce, sizeof(j->nonce), &j->asked, ev, &j->st, v);
+	r = attest_host(&pol, j->ak, j->nonce, sizeof(j->nonce), &j->asked, ev, j->st, v);
 	json_object_put(ev);
 	if (r < 0) {
 		log_error(MOD, "agent %s: evaluation failed: %s", j->id, kq_errmsg());
@@ -897,11 +921,12 @@ static void judge_guest(struct loop *l, struct job *g, struct json_object *leave
 		goto failed;
 	}
 	v = malloc(sizeof(*v));
-	if (!v) {
+	if (!v || !job_state(g)) {
+		free(v);
 		json_object_put(rs);
 		return; /* not judged: tried again */
 	}
-	r = attest_host(&pol, g->ak, g->nonce, sizeof(g->nonce), &g->asked, g->ev, &g->st, v);
+	r = attest_host(&pol, g->ak, g->nonce, sizeof(g->nonce), &g->asked, g->ev, g->st, v);
 	json_object_put(rs);
 	if (r == 0)
 		job_verdict(g, v->pass, verdict_reasons(v));
@@ -965,7 +990,7 @@ static void run_deep_job(struct loop *l, struct job *j)
 		json_object_array_add(rs, reason("deep_quote", "malformed", -1,
 						 "the deep quote's tree, root or nonce proof is missing or wrong"));
 	} else {
-		r = attest_host(&pol, j->ak, qd, sizeof(qd), &j->asked, ev, &j->st, v);
+		r = job_state(j) ? attest_host(&pol, j->ak, qd, sizeof(qd), &j->asked, ev, j->st, v) : -ENOMEM;
 		if (r < 0) {
 			json_object_put(ev);
 			return;
@@ -1062,10 +1087,13 @@ static bool job_fill(struct job *j, struct agent_rt *a, const uint8_t *nonce, co
 		if (j->pol[i])
 			policy_ref(j->pol[i]);
 	}
-	/* a stored state that does not read counts as none: the agent starts afresh */
-	j->have_state = a->row.have_state && attest_state_unpack(a->row.st, a->row.st_len, &j->st) == 0;
-	if (!j->have_state)
-		memset(&j->st, 0, sizeof(j->st));
+	/* packed, as kept: a stored state that does not read counts as none (the worker starts afresh) */
+	if (a->row.have_state && a->row.st) {
+		if (!(j->st_in = malloc(a->row.st_len)))
+			return false;
+		memcpy(j->st_in, a->row.st, a->row.st_len);
+		j->st_in_len = a->row.st_len;
+	}
 	j->from_zero = a->from_zero;
 	memcpy(j->nonce, nonce, sizeof(j->nonce));
 	j->asked = *asked;
@@ -1083,6 +1111,7 @@ static void push_job(struct loop *l, struct job *j)
 	else
 		l->todo = j;
 	l->todo_tail = j;
+	l->queued += 1 + j->n_guests;
 	pthread_cond_signal(&l->jobs_cond);
 	pthread_mutex_unlock(&l->jobs_lock);
 }
@@ -1207,7 +1236,7 @@ static void apply_job(struct loop *l, struct job *j)
 			free(a->row.st);
 			a->row.st = TAKE_PTR(j->st_blob);
 			a->row.st_len = j->st_len;
-			a->row.ima_next = j->st.ima.next_index;
+			a->row.ima_next = j->ima_next;
 			a->row.have_state = true;
 		}
 		a->from_zero = false;
@@ -1237,6 +1266,8 @@ static void collect_jobs(struct loop *l)
 	pthread_mutex_lock(&l->jobs_lock);
 	done = l->done;
 	l->done = NULL;
+	for (j = done; j; j = j->next)
+		l->queued -= 1 + j->n_guests;
 	pthread_mutex_unlock(&l->jobs_lock);
 	while ((j = done)) {
 		done = j->next;
@@ -1639,7 +1670,19 @@ static void finish_deep(struct loop *l, struct transfer *x, CURLcode cc)
  */
 static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 {
-	size_t n = l->n_agents;
+	size_t n = l->n_agents, queued;
+
+	/*
+	 * Back-pressure: while the workers have more evidence waiting than
+	 * twice what may be in flight, no new round starts (each finished job
+	 * wakes the loop). Evidence waiting costs memory; rounds started then
+	 * would only wait longer.
+	 */
+	pthread_mutex_lock(&l->jobs_lock);
+	queued = l->queued;
+	pthread_mutex_unlock(&l->jobs_lock);
+	if (queued > 2 * l->cfg->max_concurrent)
+		return;
 
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (l->scan_start + k) % n;

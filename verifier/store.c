@@ -1403,3 +1403,72 @@ int store_payload_result(struct db *db, const char *id, const char *payload_id, 
 
 	return r < 0 ? r : c.updated ? 0 : -ESTALE;
 }
+
+/* ---- summary ---- */
+
+static int summary_fn(struct db *db, sqlite3 *h, void *ud)
+{
+	struct json_ctx *c = ud;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL, *f = NULL;
+	struct json_object *states = json_object_new_object(), *kinds = json_object_new_object();
+	int64_t total = 0, clean = 0;
+	int rc;
+
+	(void)db;
+	c->out = json_object_new_object();
+	json_object_object_add(c->out, "states", states);
+	json_object_object_add(c->out, "kinds", kinds);
+	rc = db_prepare(h, "SELECT kind, state, count(*), total(verdicts), total(passes),"
+			   " total(state = 'attesting' AND verdicts > 0 AND passes = verdicts) FROM agents GROUP BY kind, state",
+			&s);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(s, 0), *state = (const char *)sqlite3_column_text(s, 1);
+		struct json_object *k, *v;
+		int64_t n = sqlite3_column_int64(s, 2);
+
+		if (!kind || !state)
+			continue;
+		if (!json_object_object_get_ex(kinds, kind, &k)) {
+			k = json_object_new_object();
+			json_object_object_add(kinds, kind, k);
+		}
+		/* per kind: agents, verdicts, passes, clean (attesting with every verdict passed) */
+		static const char *const keys[] = { "agents", "verdicts", "passes", "clean" };
+		for (int i = 0; i < 4; i++) {
+			int64_t add = i == 0 ? n : (int64_t)sqlite3_column_double(s, 2 + i);
+
+			json_object_object_get_ex(k, keys[i], &v);
+			json_object_object_add(k, keys[i], json_object_new_int64((v ? json_object_get_int64(v) : 0) + add));
+		}
+		json_object_object_get_ex(states, state, &v);
+		json_object_object_add(states, state, json_object_new_int64((v ? json_object_get_int64(v) : 0) + n));
+		total += n;
+		clean += (int64_t)sqlite3_column_double(s, 5);
+	}
+	if (rc != SQLITE_DONE)
+		return db_err(h, rc, "summary");
+	json_object_object_add(c->out, "agents", json_object_new_int64(total));
+	json_object_object_add(c->out, "clean", json_object_new_int64(clean));
+	rc = db_prepare(h, "SELECT id FROM agents WHERE NOT (state = 'attesting' AND verdicts > 0 AND passes = verdicts)"
+			   " ORDER BY id LIMIT 1", &f);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(f);
+	json_object_object_add(c->out, "first_not_clean", rc == SQLITE_ROW ? col_json(f, 0) : NULL);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_err(h, rc, "summary");
+}
+
+int store_summary_json(struct db *db, struct json_object **ret)
+{
+	struct json_ctx c = { 0 };
+	int r = db_tx(db, summary_fn, &c);
+
+	if (r < 0) {
+		json_object_put(c.out);
+		return r;
+	}
+	*ret = c.out;
+	return 0;
+}

@@ -163,6 +163,12 @@ int store_agent_delete(struct db *db, const char *id);
 int store_agent_json(struct db *db, const char *id, struct json_object **ret);
 int store_agents_json(struct db *db, struct json_object **ret);
 int store_history_json(struct db *db, const char *id, struct json_object **ret);
+/*
+ * Counts for a fleet without listing it: {agents, clean, first_not_clean,
+ * states: {STATE: n}, kinds: {host|guest: {agents, verdicts, passes, clean}}};
+ * clean = attesting with at least one verdict, every one passed.
+ */
+int store_summary_json(struct db *db, struct json_object **ret);
 
 int store_policy_insert(struct db *db, const char *name, const char *kind, const uint8_t *doc,
 			size_t len, const char *summary);

@@ -363,63 +363,36 @@ struct counts {
 	char first_bad[37];
 };
 
-static int64_t jint(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int)
-		       ? json_object_get_int64(v)
-		       : -1;
-}
-
-static const char *jstring(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : "";
-}
-
 /* Sums the agents' counters (one GET /v1/agents). */
+/* The fleet's counters from GET /v1/summary (not the whole list: its JSON for 10 000 agents is tens of MB). */
+static int64_t sub_int(struct json_object *o, const char *a, const char *b)
+{
+	struct json_object *x;
+
+	if (!json_object_object_get_ex(o, a, &x) || (b && !json_object_object_get_ex(x, b, &x)) || !x)
+		return 0;
+	return json_object_get_int64(x);
+}
+
 static void count(unsigned port, struct counts *c)
 {
-	struct json_object *out = NULL, *list;
-	long st = api(port, "GET", "/v1/agents", NULL, &out);
+	struct json_object *out = NULL, *kinds = NULL, *first;
+	long st = api(port, "GET", "/v1/summary", NULL, &out);
 
 	memset(c, 0, sizeof(*c));
-	if (st != 200 || !json_object_object_get_ex(out, "agents", &list) ||
-	    !json_object_is_type(list, json_type_array))
-		die("GET /v1/agents: HTTP %ld %s", st, out ? json_object_to_json_string(out) : "");
-	c->n = json_object_array_length(list);
-	for (size_t i = 0; i < c->n; i++) {
-		struct json_object *a = json_object_array_get_idx(list, i);
-		const char *state = jstring(a, "state");
-		int64_t v = jint(a, "verdicts"), p = jint(a, "passes");
-
-		if (v < 0 || p < 0)
-			die("GET /v1/agents: an agent without verdicts and passes counters");
-		/* fleet-sim's guests: a run tag instead of 0000 in the second group of their ids */
-		bool guest = strncmp(jstring(a, "id") + 8, "-0000-", 6) != 0;
-
-		c->verdicts += v;
-		c->passes += p;
-		if (guest) {
-			c->g_verdicts += v;
-			c->g_passes += p;
-		}
-		if (strcmp(state, "attesting") == 0 && v > 0 && p == v) {
-			c->attesting++;
-			c->g_attesting += guest;
-		} else {
-			if (strcmp(state, "failed") == 0)
-				c->failed++;
-			else
-				c->other++;
-			if (!c->first_bad[0])
-				snprintf(c->first_bad, sizeof(c->first_bad), "%s", jstring(a, "id"));
-		}
-	}
+	if (st != 200 || !json_object_object_get_ex(out, "kinds", &kinds))
+		die("GET /v1/summary: HTTP %ld %s", st, out ? json_object_to_json_string(out) : "");
+	c->n = (size_t)sub_int(out, "agents", NULL);
+	c->attesting = (size_t)sub_int(out, "clean", NULL);
+	c->failed = (size_t)sub_int(out, "states", "failed");
+	c->other = c->n - c->attesting - c->failed;
+	c->verdicts = sub_int(kinds, "host", "verdicts") + sub_int(kinds, "guest", "verdicts");
+	c->passes = sub_int(kinds, "host", "passes") + sub_int(kinds, "guest", "passes");
+	c->g_verdicts = sub_int(kinds, "guest", "verdicts");
+	c->g_passes = sub_int(kinds, "guest", "passes");
+	c->g_attesting = (size_t)sub_int(kinds, "guest", "clean");
+	if (json_object_object_get_ex(out, "first_not_clean", &first) && first)
+		snprintf(c->first_bad, sizeof(c->first_bad), "%s", json_object_get_string(first));
 	json_object_put(out);
 }
 

@@ -316,6 +316,11 @@ step "1. a payload reaches a guest whose guest and host layers pass"
 wait_state "$HOST_ID" attesting 30
 for id in "$G1" "$G2"; do wait_state "$id" attesting 30; done
 passing "$HOST_ID" "$G1" "$G2"
+# the fleet's counters without listing it
+curl -sS --cacert tls/ca.pem --cert tls/admin.pem --key tls/admin-key.pem "$KUMQUAT_VERIFIER_URL/v1/summary" >summary.json
+jq -e '.agents == 3 and .states.attesting == 3 and .kinds.guest.agents == 2 and .kinds.host.agents == 1 and
+	.kinds.guest.passes > 0 and .clean == 3 and .first_not_clean == null' summary.json >/dev/null ||
+	fail "summary: $(cat summary.json)"
 send "$G1"
 payload_status "$G1" delivered
 for f in luks.key unlock.sh; do
