@@ -24,6 +24,8 @@
 #define TICK_MS 1000
 #define MAX_DELIVERIES 32
 #define DELIVERY_TIMEOUT_MS 10000
+/* evidence received and not yet judged is held for at most HELD_FACTOR × max_concurrent agents */
+#define HELD_FACTOR 8
 
 struct agent_rt {
 	struct agent_row row;
@@ -179,6 +181,7 @@ struct loop {
 	size_t index_cap;
 	bool index_dirty;
 	size_t in_flight;
+	size_t in_rounds;         /* guests of deep rounds under way: their evidence is held until the deep quote */
 
 	struct transfer *deliveries[MAX_DELIVERIES];
 	size_t n_deliveries;
@@ -1336,6 +1339,7 @@ static void round_free(struct loop *l, struct hround *hr)
 	}
 	if (hr->host && hr->host->round == hr)
 		hr->host->round = NULL;
+	l->in_rounds -= hr->n;
 	free(hr->slots);
 	free(hr);
 }
@@ -1429,6 +1433,7 @@ static bool start_deep_round(struct loop *l, struct agent_rt *host)
 		hr->n++;
 		hr->pending++;
 	}
+	l->in_rounds += hr->n;
 	if (hr->pending == 0) {
 		round_free(l, hr);
 		return false;
@@ -1452,9 +1457,12 @@ static bool guest_leaf(struct loop *l, struct gslot *s)
 	    kq_hash(KQ_ALG_SHA256, msg, len, s->attest_sha256) == 0 &&
 	    merkle_leaf(s->g->row.vm_uuid, s->g->row.ek_name, s->g->row.ek_name_len, s->attest_sha256, s->leaf) == 0)
 		ok = true;
-	/* the worker judges the same document */
+	/* the worker judges the same document: the raw answer is not kept beside it */
 	json_object_put(s->ev);
 	s->ev = ev;
+	free(s->buf);
+	s->buf = NULL;
+	s->len = 0;
 	return ok;
 }
 
@@ -1586,7 +1594,7 @@ static void guests_without_host(struct loop *l, struct hround *hr, const char *w
 		struct gslot *s = &hr->slots[i];
 		struct json_object *rs;
 
-		if (!s->buf)
+		if (!s->buf && !s->ev)
 			continue;
 		rs = json_object_new_array();
 		json_object_array_add(rs, reason("host", "host_unreachable", -1, why));
@@ -1646,7 +1654,7 @@ static void finish_deep(struct loop *l, struct transfer *x, CURLcode cc)
 		struct gslot *s = &hr->slots[i];
 		struct job *gj = &j->guests[k];
 
-		if (!s->buf || !job_fill(gj, s->g, s->nonce, &s->asked, s->ima_offset, s->buf, s->len))
+		if ((!s->buf && !s->ev) || !job_fill(gj, s->g, s->nonce, &s->asked, s->ima_offset, s->buf, s->len))
 			continue;
 		s->buf = NULL;
 		gj->ev = TAKE_PTR(s->ev);
@@ -1673,15 +1681,16 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 	size_t n = l->n_agents, queued;
 
 	/*
-	 * Back-pressure: while the workers have more evidence waiting than
-	 * twice what may be in flight, no new round starts (each finished job
-	 * wakes the loop). Evidence waiting costs memory; rounds started then
-	 * would only wait longer.
+	 * Back-pressure: evidence held — by guests of deep rounds waiting for
+	 * their host's deep quote, and in jobs waiting for the workers — is
+	 * memory, so no new round starts while it is for more than HELD_FACTOR ×
+	 * max_concurrent agents (each finished round or job wakes the loop).
+	 * Rounds started then would only wait longer.
 	 */
 	pthread_mutex_lock(&l->jobs_lock);
 	queued = l->queued;
 	pthread_mutex_unlock(&l->jobs_lock);
-	if (queued > 2 * l->cfg->max_concurrent)
+	if (queued + l->in_rounds >= HELD_FACTOR * l->cfg->max_concurrent)
 		return;
 
 	for (size_t k = 0; k < n; k++) {
@@ -1704,7 +1713,7 @@ static void start_rounds(struct loop *l, int64_t now, int64_t *next_ms)
 				*next_ms = a->due_ms;
 			continue;
 		}
-		if (l->in_flight >= l->cfg->max_concurrent) {
+		if (l->in_flight >= l->cfg->max_concurrent || queued + l->in_rounds >= HELD_FACTOR * l->cfg->max_concurrent) {
 			/* resume here next time */
 			l->scan_start = i;
 			*next_ms = now;
