@@ -77,18 +77,6 @@ static int payload_key(const struct client *reg, const char *id, EVP_PKEY **ret)
 	return KQ_EXIT_OK;
 }
 
-static int add_b64(struct json_object *o, const char *k, const uint8_t *d, size_t n)
-{
-	char *t = NULL;
-
-	if (kq_base64_encode(d, n, &t) < 0)
-		return -ENOMEM;
-	json_object_object_add(o, k, json_object_new_string(t));
-	OPENSSL_cleanse(t, strlen(t));
-	free(t);
-	return 0;
-}
-
 static int send_payload(struct client *ver, struct client *reg, const char *agent_url, const char *id,
 			const char *path)
 {
@@ -137,12 +125,9 @@ static int send_payload(struct client *ver, struct client *reg, const char *agen
 	/* U and the sealed payload to the agent */
 	body = json_object_new_object();
 	json_object_object_add(body, "payload_id", json_object_new_string(pid));
-	if (add_b64(body, "enc_u", s.enc_u, s.enc_u_len) < 0 || add_b64(body, "auth_tag", s.auth_tag, PAYLOAD_TAG_LEN) < 0 ||
-	    add_b64(body, "sealed", s.sealed, s.sealed_len) < 0) {
-		json_object_put(body);
-		payload_sealed_clear(&s);
-		return cli_fail(KQ_EXIT_USAGE, "out of memory");
-	}
+	json_object_object_add(body, "enc_u", json_new_base64(s.enc_u, s.enc_u_len));
+	json_object_object_add(body, "auth_tag", json_new_base64(s.auth_tag, PAYLOAD_TAG_LEN));
+	json_object_object_add(body, "sealed", json_new_base64(s.sealed, s.sealed_len));
 	rc = client_call(&agent, "POST", body, &resp, "/v1/payload/u");
 	json_object_put(body);
 	json_object_put(resp);
@@ -153,7 +138,7 @@ static int send_payload(struct client *ver, struct client *reg, const char *agen
 	/* V to the verifier */
 	body = json_object_new_object();
 	json_object_object_add(body, "payload_id", json_object_new_string(pid));
-	add_b64(body, "enc_v", s.enc_v, s.enc_v_len);
+	json_object_object_add(body, "enc_v", json_new_base64(s.enc_v, s.enc_v_len));
 	payload_sealed_clear(&s);
 	rc = client_call(ver, "POST", body, &resp, "/v1/agents/%s/payload", id);
 	json_object_put(body);

@@ -304,26 +304,27 @@ static void xfer_free(struct transfer *x)
 	free(x);
 }
 
+/* Drops a transfer in flight (a round or a payload's V). */
+static void cancel_xfer(struct loop *l, struct transfer **x)
+{
+	if (!*x)
+		return;
+	curl_multi_remove_handle(l->multi, (*x)->easy);
+	xfer_free(*x);
+	*x = NULL;
+	l->in_flight--;
+}
+
 static void cancel_round(struct loop *l, struct agent_rt *a)
 {
-	if (!a->xfer)
-		return;
-	curl_multi_remove_handle(l->multi, a->xfer->easy);
-	xfer_free(a->xfer);
-	a->xfer = NULL;
-	l->in_flight--;
+	cancel_xfer(l, &a->xfer);
 }
 
 static void round_leave(struct loop *l, struct agent_rt *a);
 
 static void cancel_payload(struct loop *l, struct agent_rt *a)
 {
-	if (!a->payload)
-		return;
-	curl_multi_remove_handle(l->multi, a->payload->easy);
-	xfer_free(a->payload);
-	a->payload = NULL;
-	l->in_flight--;
+	cancel_xfer(l, &a->payload);
 }
 
 static void drop_agent(struct loop *l, size_t idx)
@@ -1141,7 +1142,6 @@ static void start_payload(struct loop *l, struct agent_rt *a)
 {
 	struct transfer *x = calloc(1, sizeof(*x));
 	_cleanup_free_ uint8_t *enc_v = NULL;
-	_cleanup_free_ char *b64 = NULL;
 	struct json_object *req;
 	char url[VERIFIER_ADDRESS_MAX + 32];
 	size_t len;
@@ -1150,7 +1150,7 @@ static void start_payload(struct loop *l, struct agent_rt *a)
 	if (!x)
 		return;
 	r = store_payload_pending(l->db, a->row.id, x->payload_id, &enc_v, &len);
-	if (r < 0 || kq_base64_encode(enc_v, len, &b64) < 0) {
+	if (r < 0) {
 		if (r != -ENOENT)
 			log_error(MOD, "agent %s: cannot read its payload: %s", a->row.id, kq_errmsg());
 		a->row.payload_pending = r != -ENOENT;
@@ -1162,7 +1162,7 @@ static void start_payload(struct loop *l, struct agent_rt *a)
 	x->max = 64 * 1024;
 	req = json_object_new_object();
 	json_object_object_add(req, "payload_id", json_object_new_string(x->payload_id));
-	json_object_object_add(req, "enc_v", json_object_new_string(b64));
+	json_object_object_add(req, "enc_v", json_new_base64(enc_v, len));
 	x->body = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
 	json_object_put(req);
 	snprintf(url, sizeof(url), "https://%s/v1/payload/v", a->row.address);

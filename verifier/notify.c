@@ -13,7 +13,6 @@
 #include "log/log.h"
 #include "verifier.h"
 
-#define EVENT_PAYLOAD_TYPE "application/vnd.kumquat.event+json"
 #define MAX_WEBHOOKS 16
 
 struct notifier {

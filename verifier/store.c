@@ -257,56 +257,41 @@ static int exec_sql(sqlite3 *h, const char *sql)
 	return db_err(h, sqlite3_exec(h, sql, NULL, NULL, NULL), "sql");
 }
 
-/* Queues the state change as an event to every webhook. */
-static int queue_event(sqlite3 *h, struct round_ctx *c, const char *old_state, int64_t now)
+/*
+ * An event of the given payloadType: its row (which gives it its seq, added
+ * to ev), the DSSE envelope signed by nt, and a delivery to every webhook and
+ * to each target the query agents_sql selects (bound: ?1 seq, ?2 now, then
+ * its own parameters ?3 and ?4 from p3, p4). An event nobody is to get is not
+ * kept.
+ */
+static int queue_signed(sqlite3 *h, struct notifier *nt, const char *type, struct json_object *ev, int64_t now,
+			const char *agents_sql, const char *p3, const char *p4)
 {
 	const char *const *hooks;
 	size_t n_hooks;
-	_cleanup_(db_stmt_freep) sqlite3_stmt *ins = NULL, *upd = NULL, *del = NULL;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *ins = NULL, *upd = NULL, *del = NULL, *subs = NULL;
 	_cleanup_free_ char *body = NULL;
-	struct json_object *ev;
-	char when[32];
-	struct tm tm;
-	time_t t = (time_t)now;
 	int64_t seq;
-	int rc;
+	int n = 0, rc;
 
-	hooks = notifier_webhooks(c->nt, &n_hooks);
-	if (n_hooks == 0)
-		return 0;
-	rc = db_prepare(h, "INSERT INTO events (body) VALUES ('')", &ins);
-	if (rc < 0)
+	hooks = notifier_webhooks(nt, &n_hooks);
+	if ((rc = db_prepare(h, "INSERT INTO events (body) VALUES ('')", &ins)) < 0)
 		return rc;
-	rc = sqlite3_step(ins);
-	if (rc != SQLITE_DONE)
+	if ((rc = sqlite3_step(ins)) != SQLITE_DONE)
 		return db_err(h, rc, "queue event");
 	seq = sqlite3_last_insert_rowid(h);
-
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	ev = json_object_new_object();
-	json_object_object_add(ev, "event", json_object_new_string("state_changed"));
 	json_object_object_add(ev, "seq", json_object_new_int64(seq));
-	json_object_object_add(ev, "time", json_object_new_string(when));
-	json_object_object_add(ev, "agent_id", json_object_new_string(c->id));
-	json_object_object_add(ev, "old_state", json_object_new_string(old_state));
-	json_object_object_add(ev, "new_state", json_object_new_string(agent_state_name(c->res->state)));
-	json_object_object_add(ev, "reasons", json_object_get(c->res->reasons));
-	rc = notifier_envelope(c->nt, ev, &body);
-	json_object_put(ev);
-	if (rc < 0)
+	if ((rc = notifier_envelope_type(nt, type, ev, &body)) < 0)
 		return rc;
-	rc = db_prepare(h, "UPDATE events SET body = ? WHERE seq = ?", &upd);
-	if (rc < 0)
+	if ((rc = db_prepare(h, "UPDATE events SET body = ? WHERE seq = ?", &upd)) < 0)
 		return rc;
 	sqlite3_bind_text(upd, 1, body, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(upd, 2, seq);
 	if ((rc = sqlite3_step(upd)) != SQLITE_DONE)
 		return db_err(h, rc, "queue event");
-	rc = db_prepare(h, "INSERT INTO deliveries (event_seq, webhook, next_try) VALUES (?, ?, ?)", &del);
-	if (rc < 0)
+	if ((rc = db_prepare(h, "INSERT INTO deliveries (event_seq, webhook, next_try) VALUES (?, ?, ?)", &del)) < 0)
 		return rc;
-	for (size_t i = 0; i < n_hooks; i++) {
+	for (size_t i = 0; i < n_hooks; i++, n++) {
 		sqlite3_reset(del);
 		sqlite3_bind_int64(del, 1, seq);
 		sqlite3_bind_text(del, 2, hooks[i], -1, SQLITE_STATIC);
@@ -314,10 +299,61 @@ static int queue_event(sqlite3 *h, struct round_ctx *c, const char *old_state, i
 		if ((rc = sqlite3_step(del)) != SQLITE_DONE)
 			return db_err(h, rc, "queue delivery");
 	}
+	if (agents_sql) {
+		if ((rc = db_prepare(h, agents_sql, &subs)) < 0)
+			return rc;
+		sqlite3_bind_int64(subs, 1, seq);
+		sqlite3_bind_int64(subs, 2, now);
+		sqlite3_bind_text(subs, 3, p3, -1, SQLITE_STATIC);
+		sqlite3_bind_text(subs, 4, p4, -1, SQLITE_STATIC);
+		if ((rc = sqlite3_step(subs)) != SQLITE_DONE)
+			return db_err(h, rc, "queue delivery");
+		n += sqlite3_changes(h);
+	}
+	if (n == 0) {
+		/* nobody to tell: no event left waiting */
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "DELETE FROM events WHERE seq = %" PRId64, seq);
+		return exec_sql(h, sql);
+	}
 	return 0;
 }
 
-/* One round, inside a transaction. -ESTALE / -ENOENT before anything is written. */
+static void add_time(struct json_object *ev, int64_t now)
+{
+	char when[32];
+	struct tm tm;
+	time_t t = (time_t)now;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_object_add(ev, "time", json_object_new_string(when));
+	json_object_object_add(ev, "unix_time", json_object_new_int64(now));
+}
+
+/* Queues the state change as an event to every webhook. */
+static int queue_event(sqlite3 *h, struct round_ctx *c, const char *old_state, int64_t now)
+{
+	size_t n_hooks;
+	struct json_object *ev;
+	int rc;
+
+	notifier_webhooks(c->nt, &n_hooks);
+	if (n_hooks == 0)
+		return 0;
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string("state_changed"));
+	add_time(ev, now);
+	json_object_object_add(ev, "agent_id", json_object_new_string(c->id));
+	json_object_object_add(ev, "old_state", json_object_new_string(old_state));
+	json_object_object_add(ev, "new_state", json_object_new_string(agent_state_name(c->res->state)));
+	json_object_object_add(ev, "reasons", json_object_get(c->res->reasons));
+	rc = queue_signed(h, c->nt, EVENT_PAYLOAD_TYPE, ev, now, NULL, NULL, NULL);
+	json_object_put(ev);
+	return rc;
+}
+
 static struct json_object *col_json(sqlite3_stmt *s, int col);
 
 /*
@@ -328,16 +364,9 @@ static struct json_object *col_json(sqlite3_stmt *s, int col);
  */
 static int queue_revocation(sqlite3 *h, struct round_ctx *c, int64_t now)
 {
-	const char *const *hooks;
-	size_t n_hooks;
-	_cleanup_(db_stmt_freep) sqlite3_stmt *a = NULL, *ins = NULL, *upd = NULL, *del = NULL, *subs = NULL;
-	_cleanup_free_ char *body = NULL;
-	struct json_object *ev, *first = NULL;
-	char when[32], scope[VERIFIER_ID_LEN + 1];
-	struct tm tm;
-	time_t t = (time_t)now;
-	int64_t seq;
-	size_t n_sent = 0;
+	_cleanup_(db_stmt_freep) sqlite3_stmt *a = NULL;
+	struct json_object *ev;
+	char scope[VERIFIER_ID_LEN + 1];
 	int rc;
 
 	rc = db_prepare(h, "SELECT kind, vm_uuid, host_id FROM agents WHERE id = ?", &a);
@@ -349,75 +378,25 @@ static int queue_revocation(sqlite3 *h, struct round_ctx *c, int64_t now)
 	copy_col(scope, sizeof(scope), a, 2);
 	if (!scope[0])
 		snprintf(scope, sizeof(scope), "%s", c->id);
-	rc = db_prepare(h, "INSERT INTO events (body) VALUES ('')", &ins);
-	if (rc < 0)
-		return rc;
-	if ((rc = sqlite3_step(ins)) != SQLITE_DONE)
-		return db_err(h, rc, "queue revocation");
-	seq = sqlite3_last_insert_rowid(h);
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (json_object_array_length(c->res->reasons) > 0)
-		first = json_object_array_get_idx(c->res->reasons, 0);
 	ev = json_object_new_object();
 	json_object_object_add(ev, "event", json_object_new_string("revocation"));
-	json_object_object_add(ev, "seq", json_object_new_int64(seq));
-	json_object_object_add(ev, "time", json_object_new_string(when));
-	json_object_object_add(ev, "unix_time", json_object_new_int64(now));
+	add_time(ev, now);
 	json_object_object_add(ev, "agent_id", json_object_new_string(c->id));
 	json_object_object_add(ev, "kind", col_json(a, 0));
 	json_object_object_add(ev, "vm_uuid", col_json(a, 1));
 	json_object_object_add(ev, "host_id", json_object_new_string(scope));
-	json_object_object_add(ev, "reason", first ? json_object_get(first) : NULL);
+	json_object_object_add(ev, "reason", json_object_array_length(c->res->reasons) > 0 ?
+						     json_object_get(json_object_array_get_idx(c->res->reasons, 0)) : NULL);
 	json_object_object_add(ev, "reasons", json_object_get(c->res->reasons));
-	rc = notifier_envelope_type(c->nt, REVOCATION_PAYLOAD_TYPE, ev, &body);
+	rc = queue_signed(h, c->nt, REVOCATION_PAYLOAD_TYPE, ev, now,
+			  "INSERT INTO deliveries (event_seq, webhook, next_try) SELECT ?1, 'agent:' || id, ?2 FROM agents"
+			  " WHERE id != ?3 AND (revocations = 'all' OR (revocations = 'host' AND COALESCE(host_id, id) = ?4))",
+			  c->id, scope);
 	json_object_put(ev);
-	if (rc < 0)
-		return rc;
-	if ((rc = db_prepare(h, "UPDATE events SET body = ? WHERE seq = ?", &upd)) < 0)
-		return rc;
-	sqlite3_bind_text(upd, 1, body, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(upd, 2, seq);
-	if ((rc = sqlite3_step(upd)) != SQLITE_DONE)
-		return db_err(h, rc, "queue revocation");
-	if ((rc = db_prepare(h, "INSERT INTO deliveries (event_seq, webhook, next_try) VALUES (?, ?, ?)", &del)) < 0)
-		return rc;
-	hooks = notifier_webhooks(c->nt, &n_hooks);
-	for (size_t i = 0; i < n_hooks; i++) {
-		sqlite3_reset(del);
-		sqlite3_bind_int64(del, 1, seq);
-		sqlite3_bind_text(del, 2, hooks[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(del, 3, now);
-		if ((rc = sqlite3_step(del)) != SQLITE_DONE)
-			return db_err(h, rc, "queue revocation");
-		n_sent++;
-	}
-	rc = db_prepare(h, "SELECT 'agent:' || id FROM agents WHERE id != ?1 AND (revocations = 'all' OR"
-			   " (revocations = 'host' AND COALESCE(host_id, id) = ?2))", &subs);
-	if (rc < 0)
-		return rc;
-	sqlite3_bind_text(subs, 1, c->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(subs, 2, scope, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(subs)) == SQLITE_ROW) {
-		sqlite3_reset(del);
-		sqlite3_bind_int64(del, 1, seq);
-		sqlite3_bind_text(del, 2, (const char *)sqlite3_column_text(subs, 0), -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(del, 3, now);
-		if ((rc = sqlite3_step(del)) != SQLITE_DONE)
-			return db_err(h, rc, "queue revocation");
-		n_sent++;
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_err(h, rc, "queue revocation");
-	if (n_sent == 0) {
-		/* nobody to tell: no event left waiting */
-		char sql[64];
-
-		snprintf(sql, sizeof(sql), "DELETE FROM events WHERE seq = %" PRId64, seq);
-		return exec_sql(h, sql);
-	}
-	return 0;
+	return rc;
 }
+
+/* One round, inside a transaction. -ESTALE / -ENOENT before anything is written. */
 
 static int one_round(struct db *db, sqlite3 *h, struct round_ctx *c)
 {

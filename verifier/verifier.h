@@ -251,6 +251,7 @@ const char *const *notifier_webhooks(const struct notifier *n, size_t *ret_n);
  * The DSSE envelope of an event, as JSON text (malloc'd). Thread-safe.
  */
 int notifier_envelope(struct notifier *n, struct json_object *event, char **ret);
+#define EVENT_PAYLOAD_TYPE "application/vnd.kumquat.event+json"
 /* The same with another payloadType (revocation notices). */
 int notifier_envelope_type(struct notifier *n, const char *type, struct json_object *event, char **ret);
 

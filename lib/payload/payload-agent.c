@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "evidence/evidence.h"
+#include "json/json.h"
 #include "log/log.h"
 #include "util/util.h"
 
@@ -53,18 +54,6 @@ static const struct json_field v_fields[] = {
 	{ "enc_v", JSON_BASE64, true, 512, offsetof(struct v_body, enc_v) },
 	{ 0 },
 };
-
-static int add_b64(struct json_object *o, const char *key, const uint8_t *d, size_t n)
-{
-	char *t = NULL;
-	int r = kq_base64_encode(d, n, &t);
-
-	if (r < 0)
-		return r;
-	json_object_object_add(o, key, json_object_new_string(t));
-	free(t);
-	return 0;
-}
 
 static bool id_ok(const char *id)
 {
@@ -133,13 +122,9 @@ void payload_handle_u(const struct http_request *req, struct http_response *resp
 	o = json_object_new_object();
 	json_object_object_add(o, "payload_id", json_object_new_string(b.payload_id));
 	json_object_object_add(o, "received", json_object_new_int64((int64_t)time(NULL)));
-	if (add_b64(o, "enc_u", b.enc_u.data, b.enc_u.len) < 0 ||
-	    add_b64(o, "auth_tag", b.auth_tag.data, b.auth_tag.len) < 0 ||
-	    add_b64(o, "sealed", b.sealed.data, b.sealed.len) < 0) {
-		json_object_put(o);
-		http_error(resp, 500, "internal", "out of memory");
-		goto out;
-	}
+	json_object_object_add(o, "enc_u", json_new_base64(b.enc_u.data, b.enc_u.len));
+	json_object_object_add(o, "auth_tag", json_new_base64(b.auth_tag.data, b.auth_tag.len));
+	json_object_object_add(o, "sealed", json_new_base64(b.sealed.data, b.sealed.len));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	r = asprintf(&path, "%s/%s", pa->state_dir, U_FILE) < 0 ? -ENOMEM : kq_write_file(path, text, strlen(text));
 	json_object_put(o);

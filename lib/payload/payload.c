@@ -96,17 +96,18 @@ static int add_file(struct abuf *b, int dirfd, const char *name)
 			continue;
 		if (got <= 0) {
 			r = got < 0 ? -errno : -EIO;
+			OPENSSL_cleanse(data, len);
 			close(fd);
 			return kq_err(r, "%s: %s", name, got < 0 ? strerror(-r) : "changed while read");
 		}
 		len += (size_t)got;
 	}
 	close(fd);
-	if ((r = put_le(b, strlen(name), 2)) < 0 || (r = put(b, name, strlen(name))) < 0 ||
-	    (r = put_le(b, st.st_mode & 0700, 4)) < 0 || (r = put_le(b, len, 8)) < 0 || (r = put(b, data, len)) < 0)
-		return r;
+	if ((r = put_le(b, strlen(name), 2)) >= 0 && (r = put(b, name, strlen(name))) >= 0 &&
+	    (r = put_le(b, st.st_mode & 0700, 4)) >= 0 && (r = put_le(b, len, 8)) >= 0)
+		r = put(b, data, len);
 	OPENSSL_cleanse(data, len);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 static int cmp_names(const void *a, const void *b)
