@@ -9,39 +9,17 @@
 # the host agent refuses (unknown_vm) and libvirt's start fails, with no
 # fallback to another CA.
 #
-# libvirtd, and everything it starts, runs in private mount and PID
-# namespaces: /etc, /var and /run are overlays whose writable layers live on a
-# tmpfs of the namespace, /etc/libvirt, /var/lib/libvirt, /var/cache/libvirt,
-# /var/log/libvirt and /run/libvirt are empty tmpfs (the host's domains,
-# networks and hooks stay out). Nothing lands on the host's paths, and ending
-# the namespace's first process ends libvirtd, swtpm and QEMU with it.
+# libvirtd runs in private namespaces (tests/e2e/libvirtd-lib.sh).
 # Skips (77) with the reason when not root, or when libvirtd, its QEMU driver,
 # QEMU or the namespaces are not available here.
 . "$(dirname "$0")/../integration/lib.sh"
+. "$(dirname "$0")/libvirtd-lib.sh"
 : "${KQ_BUILD:?}"
 REG=$KQ_BUILD/registrar/kumquat-registrar
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 VMGR=$KQ_BUILD/vtpm-mgr/kumquat-vtpm-mgr
 
-# ---- can libvirtd and QEMU run here? ----
-[ "$(id -u)" = 0 ] || skip "not root: libvirtd (qemu:///system) and the host agent's vTPM socket need root"
-for c in libvirtd:libvirt-daemon qemu-system-x86_64:qemu-system-x86 virsh:libvirt-clients \
-	swtpm:swtpm swtpm_setup:swtpm-tools tpm2_nvread:tpm2-tools openssl:openssl unshare:util-linux \
-	nsenter:util-linux jq:jq; do
-	command -v "${c%%:*}" >/dev/null || skip "${c%%:*} is not installed (Debian: ${c#*:})"
-done
-compgen -G '/usr/lib*/libvirt/connection-driver/libvirt_driver_qemu.so' >/dev/null ||
-	compgen -G '/usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so' >/dev/null ||
-	skip "libvirt's QEMU driver is not installed (Debian: libvirt-daemon-driver-qemu)"
-unshare -m -p -f --mount-proc --propagation private true 2>"$KQ_TMP/probe.err" ||
-	skip "no private mount and PID namespaces here (unshare -m -p): $(head -1 "$KQ_TMP/probe.err")"
-mkdir "$KQ_TMP/probe"
-unshare -m --propagation private sh -c "mount -t tmpfs kq-probe '$KQ_TMP/probe' && mkdir '$KQ_TMP/probe/u' '$KQ_TMP/probe/w' &&
-	mount -t overlay kq-probe -o lowerdir=/etc,upperdir='$KQ_TMP/probe/u',workdir='$KQ_TMP/probe/w' '$KQ_TMP/probe'" \
-	2>"$KQ_TMP/probe.err" || skip "no overlayfs in a private mount namespace: $(head -1 "$KQ_TMP/probe.err")"
-echo quit | timeout 30 qemu-system-x86_64 -accel tcg -M none -nodefaults -display none -monitor stdio \
-	>"$KQ_TMP/probe.err" 2>&1 || skip "QEMU (TCG) cannot run here: $(grep -v '^(qemu)\|^QEMU' "$KQ_TMP/probe.err" | head -1)"
-[ -x "$VMGR" ] || skip "kumquat-vtpm-mgr was not built"
+libvirtd_need
 cd "$KQ_TMP" || exit 1
 
 ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -107,18 +85,6 @@ database = $KQ_TMP/vmgr.db
 socket = $KQ_TMP/host.sock
 EOC
 mkdir -p etc/libvirt/hooks/qemu.d
-# swtpm_setup runs as root: the host agent serves only uid 0 (docs/vtpm.md).
-# No cgroups (nothing created under the host's /sys/fs/cgroup), QEMU's
-# output to a file (no virtlogd needed).
-cat >etc/libvirt/qemu.conf <<EOC
-user = "root"
-group = "root"
-swtpm_user = "root"
-swtpm_group = "root"
-cgroup_controllers = [ ]
-stdio_handler = "file"
-security_driver = "none"
-EOC
 # libvirt's qemu hook: the one `install` writes, but for the domain started unreported
 cat >etc/libvirt/hooks/qemu.d/kumquat <<EOS
 #!/bin/sh
@@ -130,83 +96,7 @@ chmod 755 etc/libvirt/hooks/qemu.d/kumquat
 
 # ---- libvirtd in its namespaces ----
 step "libvirtd in private mount and PID namespaces"
-mkdir -p ns
-cat >ns-init <<'EOS'
-#!/bin/bash
-# PID 1 of the namespace: private /etc, /var and /run, then libvirtd.
-set -euo pipefail
-T=$1 NS=$1/ns VMGR=$2
-mount -t tmpfs -o mode=0700 kq-e2e "$NS"
-for d in etc var run; do
-	mkdir "$NS/$d.upper" "$NS/$d.work"
-	mount -t overlay "kq-e2e-$d" -o "lowerdir=/$d,upperdir=$NS/$d.upper,workdir=$NS/$d.work" "/$d"
-done
-for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /run/libvirt; do
-	mkdir -p "$d"
-	mount -t tmpfs -o mode=0755 kq-e2e "$d"
-done
-mkdir /var/log/libvirt/qemu
-# swtpm_setup's temporary files (libvirt passes TMPDIR on)
-mkdir -m 1777 /run/kq-e2e-tmp
-export TMPDIR=/run/kq-e2e-tmp
-# kumquat's cert tool in swtpm_setup's config, kumquat's qemu hook for libvirt
-"$VMGR" --config "$T/vmgr.conf" install --swtpm-setup-conf /etc/swtpm_setup.conf \
-	--hooks-dir /etc/libvirt/hooks --libexec-dir "$T/libexec" \
-	--cert-tool-options /etc/kumquat/vtpm-cert-tool.options >"$T/install.out"
-mv /etc/libvirt/hooks/qemu.d/kumquat /etc/libvirt/hooks/kumquat.installed
-cp -a "$T/etc/." /etc/
-# a swtpm_setup.conf in root's home would win over /etc's
-for h in /root "${HOME:-/root}"; do
-	if [ -e "$h/.config/swtpm_setup.conf" ]; then
-		mount --bind /etc/swtpm_setup.conf "$h/.config/swtpm_setup.conf"
-	fi
-done
-# libvirtd looks its compiled-in user up before reading qemu.conf
-getent passwd libvirt-qemu >/dev/null ||
-	echo 'libvirt-qemu:x:64055:64055:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin' >>/etc/passwd
-getent group libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:' >>/etc/group
-echo ready >"$T/ns.ready"
-export LIBVIRT_LOG_OUTPUTS="3:file:$T/libvirtd.log"
-libvirtd >"$T/libvirtd.out" 2>&1 &
-wait $!
-EOS
-chmod 755 ns-init
-UNSHARE_PID="" NSPID="" LVPID=""
-children() { cat /proc/"$1"/task/"$1"/children 2>/dev/null | tr -d ' ' || true; }
-e2e_cleanup() {
-	local d i
-	if [ -n "$LVPID" ] && kill -0 "$LVPID" 2>/dev/null; then
-		for d in $(V list --name 2>/dev/null); do V destroy "$d" >/dev/null 2>&1 || true; done
-		kill "$LVPID" 2>/dev/null || true
-		for i in $(seq 50); do kill -0 "$LVPID" 2>/dev/null || break; sleep 0.1; done
-	fi
-	# SIGKILL to the namespace's first process ends everything left in the namespace
-	[ -n "$NSPID" ] || NSPID=$(children "$UNSHARE_PID")
-	if [ -n "$NSPID" ]; then kill -KILL "$NSPID" 2>/dev/null || true; else kill -KILL "$UNSHARE_PID" 2>/dev/null || true; fi
-	wait "$UNSHARE_PID" 2>/dev/null || true
-}
-trap '[ -z "$UNSHARE_PID" ] || e2e_cleanup; kq_cleanup' EXIT
-unshare -m -p --fork --kill-child --mount-proc --propagation private -- "$KQ_TMP/ns-init" "$KQ_TMP" "$VMGR" >ns.log 2>&1 &
-UNSHARE_PID=$!
-for i in $(seq 100); do
-	if [ -f ns.ready ]; then
-		NSPID=$(children $UNSHARE_PID)
-		LVPID=$(children "$NSPID")
-		[ -n "$LVPID" ] && break
-	fi
-	kill -0 $UNSHARE_PID 2>/dev/null || fail "the namespace did not come up: $(cat ns.log)"
-	sleep 0.1
-done
-[ -n "$LVPID" ] || fail "the namespace did not come up: $(cat ns.log)"
-ROOT=/proc/$NSPID/root   # the namespace's view of the filesystem, from outside
-V() { nsenter -t "$NSPID" -m -p -- virsh -q -c qemu:///system "$@"; }
-for i in $(seq 150); do
-	V version >/dev/null 2>&1 && break
-	kill -0 "$LVPID" 2>/dev/null ||
-		fail "libvirtd exited: $(tail -5 libvirtd.out; grep -E ' (error|warning) : ' libvirtd.log | tail -5)"
-	sleep 0.2
-done
-V version >/dev/null 2>&1 || fail "libvirtd does not answer: $(grep ' error : ' libvirtd.log | tail -5)"
+libvirtd_start "$KQ_TMP/vmgr.conf"
 
 domain_xml() { # NAME UUID
 	cat <<EOX
@@ -228,14 +118,6 @@ domain_xml() { # NAME UUID
 </domain>
 EOX
 }
-# what to show when libvirt's start goes wrong
-why() { # NAME
-	echo "--- swtpm log:"; tail -15 "$ROOT/var/log/swtpm/libvirt/qemu/$1-swtpm.log" 2>/dev/null || true
-	echo "--- hook calls:"; cat hook.calls 2>/dev/null || true
-	echo "--- host agent:"; tail -5 host.log
-	echo "--- libvirtd:"; grep -E ' (error|warning) : ' libvirtd.log | tail -5 || true
-}
-
 # ---- a domain reported by the hook: its vTPM is certified by the host ----
 step "domain $NAME: define, start"
 domain_xml $NAME $VM >dom1.xml
