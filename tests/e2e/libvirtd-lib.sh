@@ -123,9 +123,10 @@ libvirtd >"$T/libvirtd.out" 2>&1 &
 wait $!
 EOS
 	chmod 755 "$KQ_TMP/ns-init"
-	trap 'libvirtd_stop; kq_cleanup' EXIT
+	# LIBVIRTD_KEEP set: it outlives the caller (libvirtd_stop or SIGKILL to $NSPID ends it)
+	[ -n "${LIBVIRTD_KEEP:-}" ] || trap 'libvirtd_stop; kq_cleanup' EXIT
 	unshare -m -p --fork --kill-child --mount-proc --propagation private -- \
-		"$KQ_TMP/ns-init" "$KQ_TMP" "$vmgr" "$1" >"$KQ_TMP/ns.log" 2>&1 &
+		"$KQ_TMP/ns-init" "$KQ_TMP" "$vmgr" "$1" >"$KQ_TMP/ns.log" 2>&1 </dev/null &
 	UNSHARE_PID=$!
 	for i in $(seq 100); do
 		if [ -f "$KQ_TMP/ns.ready" ]; then
@@ -153,4 +154,110 @@ why() { # NAME
 	echo "--- hook calls:"; cat "$KQ_TMP/hook.calls" 2>/dev/null || true
 	echo "--- host agent:"; tail -5 "$KQ_TMP/host.log"
 	echo "--- libvirtd:"; grep -E ' (error|warning) : ' "$KQ_TMP/libvirtd.log" | tail -5 || true
+}
+
+# vm_accel IMG: "kvm" when /dev/kvm boots the kernel IMG/vmlinuz (some hosts
+# expose /dev/kvm without VMX/SVM, in nested software modes on which Debian's
+# kernel hangs early), "qemu" (TCG) otherwise; the reason on stderr
+vm_accel() {
+	if ! echo quit | timeout 10 qemu-system-x86_64 -accel kvm -M none -nodefaults -display none -monitor stdio \
+		>/dev/null 2>&1; then
+		echo "no usable /dev/kvm: TCG" >&2
+		echo qemu
+		return
+	fi
+	rm -f "$KQ_TMP/kvm-probe.log"
+	timeout 20 qemu-system-x86_64 -accel kvm -M pc -m 256 -nodefaults -display none -no-reboot \
+		-serial file:"$KQ_TMP/kvm-probe.log" -kernel "$1/vmlinuz" -append "console=ttyS0 panic=-1 rdinit=/bin/false" \
+		>/dev/null 2>&1 || true
+	if grep -q "Run /bin/false as init process" "$KQ_TMP/kvm-probe.log" 2>/dev/null; then
+		echo kvm
+	else
+		echo "/dev/kvm opens but does not boot Debian's kernel within 20 s: TCG" >&2
+		echo qemu
+	fi
+}
+
+# vm_domain_xml NAME UUID TYPE IMG CONSOLE AGENT_PORT CMD_PORT: a domain that
+# boots IMG's kernel and initramfs (tests/e2e/guest-image.sh) with a vTPM, its
+# console to the file CONSOLE, QEMU's user-mode network with the guest agent
+# (8893) and the /init's command port (9000) forwarded from 127.0.0.1
+vm_domain_xml() {
+	cat <<EOX
+<domain type='$3' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>$1</name>
+  <uuid>$2</uuid>
+  <memory unit='MiB'>384</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$4/vmlinuz</kernel>
+    <initrd>$4/initrd.img</initrd>
+    <cmdline>console=ttyS0 panic=-1 ima_template=ima-ng ima_hash=sha256</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$(command -v qemu-system-x86_64)</emulator>
+    <controller type='usb' model='none'/>
+    <serial type='file'><source path='$5'/><target port='0'/></serial>
+    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
+    <memballoon model='none'/>
+  </devices>
+  <qemu:commandline>
+    <qemu:arg value='-netdev'/>
+    <qemu:arg value='user,id=kqnet,hostfwd=tcp:127.0.0.1:$6-:8893,hostfwd=tcp:127.0.0.1:$7-:9000'/>
+    <qemu:arg value='-device'/>
+    <qemu:arg value='e1000,netdev=kqnet'/>
+  </qemu:commandline>
+</domain>
+EOX
+}
+
+# vm_guest_conf ID AGENT_PORT REGISTRAR_PORT: the guest agent's config inside
+# the VM (credentials at /etc/kumquat/{ca,guest,guest-key}.pem)
+vm_guest_conf() {
+	cat <<EOC
+[agent]
+id = $1
+state_dir = /var/lib/kumquat/guest-agent
+contact = https://127.0.0.1:$2
+[tpm]
+tcti = device:/dev/tpmrm0
+[registrar]
+url = https://10.0.2.2:$3
+ca = /etc/kumquat/ca.pem
+[server]
+listen = 0.0.0.0
+port = 8893
+cert = /etc/kumquat/guest.pem
+key = /etc/kumquat/guest-key.pem
+client_ca = /etc/kumquat/ca.pem
+[payload]
+dir = /run/kumquat/payload
+EOC
+}
+
+# vm_cmd PORT CMD: a command for the VM's /init (tests/e2e/guest-init)
+vm_cmd() {
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	echo "$2" >&3
+	exec 3>&-
+}
+
+# vm_ima_policy CONSOLE FILES: a Keylime runtime policy for a VM booted from
+# the image whose files.sha256 is FILES: every file of the image, and the boot
+# aggregate of this machine type's firmware (SeaBIOS measures the same PCRs
+# 0-9 every boot), read from the console of a known-good boot
+vm_ima_policy() {
+	local ba
+	ba=$(tr -d '\r' <"$1" | sed -n 's/^KQ-GUEST: boot_aggregate \([0-9a-f]\{64\}\)$/\1/p' | head -1)
+	[ -n "$ba" ] || return 1
+	{ echo "$ba boot_aggregate"; cat "$2"; } |
+		jq -R -s '{meta: {version: 1, generator: 0}, release: 0,
+			digests: (split("\n") | map(select(length > 0) | split(" ")) | reduce .[] as $e ({}; .[$e[1]] += [$e[0]])),
+			excludes: [], keyrings: {}, ima: {ignored_keyrings: [], log_hash_alg: "sha1", dm_policy: null},
+			"ima-buf": {}, "verification-keys": ""}'
 }

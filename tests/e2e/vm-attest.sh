@@ -40,12 +40,7 @@ DOM=kq-e2e-guest
 GID=c0ffee00-1111-4222-8333-444455556666
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GPORT=$(freeport) CPORT=$(freeport)
-# guest CMD: a command for the VM's /init (tests/e2e/guest-init), through QEMU's forwarded port
-guest() {
-	exec 3<>"/dev/tcp/127.0.0.1/$CPORT" || fail "cannot reach the VM's command port"
-	echo "$1" >&3
-	exec 3>&-
-}
+guest() { vm_cmd "$CPORT" "$1" || fail "cannot reach the VM's command port"; }
 console() { tr -d '\r' <console.log 2>/dev/null; }
 
 # ---- the host ----
@@ -103,45 +98,15 @@ HOST_ID=$(cat host-state/id)
 # ---- the VM's image: kernel, initramfs with the guest agent and its config ----
 step "guest image (kernel and busybox-static from Debian's archive, cached in $CACHE)"
 cp tls/ca.pem tls/guest.pem tls/guest-key.pem ov/etc/kumquat/
-cat >ov/etc/kumquat/guest-agent.conf <<EOC
-[agent]
-id = $GID
-state_dir = /var/lib/kumquat/guest-agent
-contact = https://127.0.0.1:$GPORT
-[tpm]
-tcti = device:/dev/tpmrm0
-[registrar]
-url = https://10.0.2.2:$REG_PORT
-ca = /etc/kumquat/ca.pem
-[server]
-listen = 0.0.0.0
-port = 8893
-cert = /etc/kumquat/guest.pem
-key = /etc/kumquat/guest-key.pem
-client_ca = /etc/kumquat/ca.pem
-[payload]
-dir = /run/kumquat/payload
-EOC
+vm_guest_conf "$GID" "$GPORT" "$REG_PORT" >ov/etc/kumquat/guest-agent.conf
 bash "$E2E/guest-image.sh" "$CACHE" "$KQ_TMP/img" "$GUEST" "$E2E/guest-init" "$KQ_TMP/ov" 2>image.err
 rc=$?
 [ $rc = 77 ] && skip "$(tail -1 image.err)"
 [ $rc = 0 ] || fail "building the guest image: $(tail -3 image.err)"
 
-# KVM only where it boots this kernel: some hosts expose /dev/kvm without
-# VMX/SVM (nested software modes), on which Debian's kernel hangs early.
-DOMTYPE=qemu
-ACCEL=TCG
-if echo quit | timeout 10 qemu-system-x86_64 -accel kvm -M none -nodefaults -display none -monitor stdio >/dev/null 2>&1; then
-	timeout 20 qemu-system-x86_64 -accel kvm -M pc -m 256 -nodefaults -display none -no-reboot \
-		-serial file:"$KQ_TMP/kvm-probe.log" -kernel img/vmlinuz -append "console=ttyS0 panic=-1 rdinit=/bin/false" \
-		>/dev/null 2>&1 || true
-	if grep -q "Run /bin/false as init process" kvm-probe.log 2>/dev/null; then
-		DOMTYPE=kvm ACCEL=KVM
-	else
-		echo "   /dev/kvm opens but does not boot Debian's kernel within 20 s: using TCG"
-	fi
-fi
-echo "   accelerator: $ACCEL"
+DOMTYPE=$(vm_accel img 2>accel.txt)
+ACCEL=$([ "$DOMTYPE" = kvm ] && echo KVM || echo TCG)
+echo "   accelerator: $ACCEL ($(cat accel.txt))"
 
 # ---- libvirtd with kumquat's hook and cert tool ----
 step "libvirtd in private namespaces"
@@ -152,37 +117,7 @@ database = $KQ_TMP/vmgr.db
 socket = $KQ_TMP/host.sock
 EOC
 libvirtd_start "$KQ_TMP/vmgr.conf"
-cat >dom.xml <<EOX
-<domain type='$DOMTYPE' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-  <name>$DOM</name>
-  <uuid>$VM</uuid>
-  <memory unit='MiB'>512</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>$KQ_TMP/img/vmlinuz</kernel>
-    <initrd>$KQ_TMP/img/initrd.img</initrd>
-    <cmdline>console=ttyS0 panic=-1 ima_template=ima-ng ima_hash=sha256</cmdline>
-  </os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>$(command -v qemu-system-x86_64)</emulator>
-    <controller type='usb' model='none'/>
-    <serial type='file'><source path='$KQ_TMP/console.log'/><target port='0'/></serial>
-    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
-    <memballoon model='none'/>
-  </devices>
-  <qemu:commandline>
-    <qemu:arg value='-netdev'/>
-    <qemu:arg value='user,id=kqnet,hostfwd=tcp:127.0.0.1:$GPORT-:8893,hostfwd=tcp:127.0.0.1:$CPORT-:9000'/>
-    <qemu:arg value='-device'/>
-    <qemu:arg value='e1000,netdev=kqnet'/>
-  </qemu:commandline>
-</domain>
-EOX
+vm_domain_xml "$DOM" "$VM" "$DOMTYPE" "$KQ_TMP/img" "$KQ_TMP/console.log" "$GPORT" "$CPORT" >dom.xml
 step "domain $DOM: define, start"
 expect 0 V define "$KQ_TMP/dom.xml"
 V start $DOM >start.out 2>&1 || { why $DOM >&2; fail "virsh start $DOM: $(cat start.out)"; }
@@ -233,16 +168,8 @@ export KUMQUAT_CA=$KQ_TMP/tls/ca.pem KUMQUAT_CERT=$KQ_TMP/tls/admin.pem KUMQUAT_
 declare -A NAME=([$HOST_ID]=host [$GID]=guest)
 . "$KQ_SOURCE/tests/integration/verifier-lib.sh"
 
-# the guest's allowlist: every file of its image, and the boot aggregate of
-# this machine type's firmware (SeaBIOS measures the same PCRs 0-9 every boot;
-# the value is the first entry of a known-good boot's list, read on its console)
-BA=$(console | sed -n 's/^KQ-GUEST: boot_aggregate \([0-9a-f]\{64\}\)$/\1/p' | head -1)
-[ -n "$BA" ] || fail "the VM printed no boot_aggregate: $(console | grep KQ-GUEST)"
-{ echo "$BA boot_aggregate"; cat img/files.sha256; } |
-	jq -R -s '{meta: {version: 1, generator: 0}, release: 0,
-		digests: (split("\n") | map(select(length > 0) | split(" ")) | reduce .[] as $e ({}; .[$e[1]] += [$e[0]])),
-		excludes: [], keyrings: {}, ima: {ignored_keyrings: [], log_hash_alg: "sha1", dm_policy: null},
-		"ima-buf": {}, "verification-keys": ""}' >guest-ima.json
+vm_ima_policy console.log img/files.sha256 >guest-ima.json ||
+	fail "the VM printed no boot_aggregate: $(console | grep KQ-GUEST)"
 expect 0 "$KUMQUAT" policy add guest-ima --kind ima --file guest-ima.json
 # the host: PCR 15 must stay as it is now (it has no boot log or IMA here)
 tflush
