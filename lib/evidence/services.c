@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "evidence/services.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log/log.h"
 #include "util/util.h"
@@ -9,9 +12,16 @@
 int services_setup(const struct services_config *c, const char *agent_id, TPM2_HANDLE payload_key,
 		   const char *state_dir, struct services *s, struct evidence_config *ev)
 {
+	struct stat st;
 	int r;
 
 	memset(s, 0, sizeof(*s));
+	/* payloads and revocation keep their files here: made now, so a missing
+	 * or unusable directory stops the agent at start, not at a delivery */
+	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+		return kq_err(-errno, "[agent] state_dir %s: %s", state_dir, strerror(errno));
+	if (stat(state_dir, &st) < 0 || !S_ISDIR(st.st_mode) || access(state_dir, W_OK | X_OK) < 0)
+		return kq_err(-ENOTDIR, "[agent] state_dir %s: not a writable directory", state_dir);
 	s->payload = (struct payload_agent){
 		.agent_id = agent_id, .key_handle = payload_key, .state_dir = state_dir,
 		.out_dir = c->payload_dir ? c->payload_dir : SERVICES_PAYLOAD_DIR_DEFAULT,

@@ -62,7 +62,7 @@ libvirtd_stop() {
 
 libvirtd_start() { # VMGR_CONF
 	local vmgr=$KQ_BUILD/vtpm-mgr/kumquat-vtpm-mgr i
-	mkdir -p "$KQ_TMP/etc/libvirt/hooks/qemu.d" "$KQ_TMP/ns"
+	mkdir -p "$KQ_TMP/etc/libvirt/hooks/qemu.d"
 	# swtpm_setup runs as root: the host agent serves only uid 0 (docs/vtpm.md).
 	# No cgroups (nothing created under the host's /sys/fs/cgroup), QEMU's
 	# output to a file (no virtlogd needed).
@@ -87,12 +87,18 @@ EOS
 #!/bin/bash
 # PID 1 of the namespace: private /etc, /var and /run, then libvirtd.
 set -euo pipefail
-T=$1 NS=$1/ns VMGR=$2 VMGR_CONF=$3
+T=$1 NS=/mnt VMGR=$2 VMGR_CONF=$3
+# the writable layers on a tmpfs over /mnt (this namespace's only); $T, which
+# may lie under /var, is bound back over the overlays so it stays the host's
+mkdir -p "$NS"
 mount -t tmpfs -o mode=0700 kq-e2e "$NS"
+mkdir "$NS/t"
+mount --bind "$T" "$NS/t"
 for d in etc var run; do
 	mkdir "$NS/$d.upper" "$NS/$d.work"
 	mount -t overlay "kq-e2e-$d" -o "lowerdir=/$d,upperdir=$NS/$d.upper,workdir=$NS/$d.work" "/$d"
 done
+mount --bind "$NS/t" "$T"
 for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /run/libvirt; do
 	mkdir -p "$d"
 	mount -t tmpfs -o mode=0755 kq-e2e "$d"

@@ -7,10 +7,14 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "evidence/evidence.h"
+#include "evidence/services.h"
 #include "testlib.h"
 
 static const char agent[] = "3f1f6c1e-8a4b-4c55-9d2e-7b6a5f4e3d2c";
@@ -262,6 +266,40 @@ static void test_answer(void **state)
 	rmdir(dir);
 }
 
+/* services_setup makes the agent's state directory, and refuses one it cannot use */
+static void test_services_state_dir(void **state)
+{
+	char dir[] = "/tmp/kq-services.XXXXXX", sub[64], file[80];
+	struct services_config c = { 0 };
+	struct services s;
+	struct evidence_config ev = { 0 };
+	struct stat st;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/state", dir);
+	assert_int_equal(services_setup(&c, "id", 0x81010030, sub, &s, &ev), 0);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_ptr_equal(ev.payload, &s.payload);
+	services_clear(&s);
+	/* again: it exists */
+	assert_int_equal(services_setup(&c, "id", 0x81010030, sub, &s, &ev), 0);
+	services_clear(&s);
+	/* a file, a directory under a missing parent */
+	snprintf(file, sizeof(file), "%s/file", dir);
+	assert_non_null(f = fopen(file, "w"));
+	fclose(f);
+	assert_true(services_setup(&c, "id", 0x81010030, file, &s, &ev) < 0);
+	snprintf(file, sizeof(file), "%s/missing/state", dir);
+	assert_true(services_setup(&c, "id", 0x81010030, file, &s, &ev) < 0);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	unlink(file);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_request_extra),
 		cmocka_unit_test(test_handler_refusals),
 		cmocka_unit_test(test_answer),
+		cmocka_unit_test(test_services_state_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
