@@ -327,6 +327,16 @@ static void handle_revoke(const struct http_request *req, struct http_response *
 	ok_json(resp, 200, o);
 }
 
+/*
+ * What it serves, for tests/docs/api-routes.py: it checks these lines against
+ * the sub-paths compared below and against docs/api/registrar.yaml.
+ * @route POST /v1/agents/{id}/activate
+ * @route POST /v1/agents/{id}/vtpm-ca/nonce
+ * @route POST /v1/agents/{id}/vtpm-ca
+ * @route POST /v1/agents/{id}/payload-key/nonce
+ * @route POST /v1/agents/{id}/payload-key
+ * @route POST /v1/agents/{id}/revoke client-cert
+ */
 static void handle_agent_post(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	char id[REG_ID_MAX + 1];
@@ -373,6 +383,11 @@ static void handle_list(const struct http_request *req, struct http_response *re
 	ok_json(resp, 200, out);
 }
 
+/*
+ * For tests/docs/api-routes.py (checked against docs/api/registrar.yaml):
+ * @route GET /v1/agents/{id}
+ * @route DELETE /v1/agents/{id}
+ */
 static void handle_agent_admin(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	char id[REG_ID_MAX + 1];

@@ -492,6 +492,16 @@ out:
 	json_dispatch_free(payload_fields, &b);
 }
 
+/*
+ * What it serves, for tests/docs/api-routes.py: it checks these lines against
+ * the sub-paths and methods compared below and against docs/api/verifier.yaml.
+ * @route GET /v1/agents/{id}
+ * @route PATCH /v1/agents/{id}
+ * @route DELETE /v1/agents/{id}
+ * @route GET /v1/agents/{id}/history
+ * @route GET /v1/agents/{id}/payload
+ * @route POST /v1/agents/{id}/payload
+ */
 static void handle_agent(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	struct verifier *v = ud;
@@ -651,6 +661,11 @@ static void handle_policy_list(const struct http_request *req, struct http_respo
 	ok_json(resp, 200, out);
 }
 
+/*
+ * For tests/docs/api-routes.py (checked against docs/api/verifier.yaml):
+ * @route GET /v1/policies/{name}
+ * @route DELETE /v1/policies/{name}
+ */
 static void handle_policy(const struct http_request *req, struct http_response *resp, void *ud)
 {
 	struct verifier *v = ud;
