@@ -15,7 +15,10 @@
  *    `kumquat-vtpm-mgr --config CONF hook "$@"` (exit 0 if the binary is
  *    gone, so that removing kumquat never blocks VMs).
  *
- * Files we write carry MARKER, and uninstall removes only those.
+ * Files we write carry MARKER, and uninstall removes only those. meson
+ * installs the same two scripts for its prefix (qemu-hook.in and
+ * kumquat-cert-tool.in here): tests/packaging/install.sh checks that they
+ * match what write_script() makes.
  */
 #include "vtpm-mgr.h"
 
@@ -236,7 +239,7 @@ static int write_script(const char *path, const struct paths *p, const char *wha
 		return kq_err(-EEXIST, "%s exists and was not written by " VTPM_MGR "; move it away first", path);
 	n = asprintf(&text,
 		     "#!/bin/sh\n"
-		     "# %s, written by `" MARKER "` (`kumquat-vtpm-mgr uninstall` removes it)\n"
+		     "# %s, as `" MARKER "` writes it (`kumquat-vtpm-mgr uninstall` removes it)\n"
 		     "[ -x '%s' ] || exit %d\n"
 		     "exec '%s' --config '%s' %s \"$@\"\n",
 		     what, p->binary, missing_rc, p->binary, p->config, cmd);
