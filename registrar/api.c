@@ -402,7 +402,7 @@ static void handle_agent_admin(const struct http_request *req, struct http_respo
 	if (strcmp(req->method, "DELETE") == 0) {
 		r = reg_delete(ud, id);
 		if (r < 0) {
-			fail(resp, r, r == -ENOENT ? "not_found" : "internal");
+			fail(resp, r, r == -ENOENT ? "not_found" : r == -EEXIST ? "revoked" : "internal");
 			return;
 		}
 		log_info(MOD, "agent %s deleted by %s", id, req->client_subject ? req->client_subject : "?");

@@ -209,6 +209,21 @@ static int begin_tx(struct db *db, sqlite3 *h, void *ud)
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	/* nor under another id: a revoked TPM stays revoked */
+	r = db_prepare(h, "SELECT id FROM agents WHERE ek_name = ? AND revoked IS NOT NULL AND id != ? LIMIT 1", &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_blob(s, 1, c->ek_name->name, c->ek_name->size, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, c->req->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		c->code = "revoked";
+		return kq_err(-EPERM, "this TPM's EK is the one of revoked agent %s", (const char *)sqlite3_column_text(s, 0));
+	}
+	if (rc != SQLITE_DONE)
+		return db_err(h, rc, "agent lookup");
+	sqlite3_finalize(s);
+	s = NULL;
 	if (c->guest_cert && (r = check_guest_cert(c, h)) < 0)
 		return r;
 
@@ -981,15 +996,26 @@ static int delete_tx(struct db *db, sqlite3 *h, void *ud)
 {
 	const char *id = ud;
 	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
-	int r = db_prepare(h, "DELETE FROM agents WHERE id = ?", &s);
+	int r = db_prepare(h, "SELECT revoked FROM agents WHERE id = ?", &s), rc;
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return kq_err(-ENOENT, "no agent %s", id);
+	if (rc != SQLITE_ROW)
+		return db_err(h, rc, "delete");
+	/* the record is what keeps a revoked TPM from enrolling again */
+	if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+		return kq_err(-EEXIST, "agent %s is revoked: its record is kept so that its TPM cannot enrol again", id);
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((r = db_prepare(h, "DELETE FROM agents WHERE id = ?", &s)) < 0)
+		return r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	if ((r = db_err(h, sqlite3_step(s), "delete")) < 0)
 		return r;
-	if (sqlite3_changes(h) == 0)
-		return kq_err(-ENOENT, "no agent %s", id);
 	sqlite3_finalize(s);
 	s = NULL;
 	/* pending state for the id goes too */

@@ -245,4 +245,8 @@ guest_conf guest4 "$KQ_TCTI" 7c9d9a4e-4444-4000-8000-000000000004 "$URL_reg"
 tflush
 expect 1 "$GUEST" --config guest4.conf
 grep -q "host_revoked" last.err || fail "a revoked host: $(cat last.err)"
+# and its record, which keeps its TPM out, stays
+expect 1 "$KUMQUAT" registrar delete "$HOST_ID"
+grep -q "revoked" last.err || fail "deleting a revoked host: $(cat last.err)"
+expect 0 "$KUMQUAT" registrar show "$HOST_ID"
 echo "vTPM: certified by the host TPM, guest enrolled, refusals with reasons"

@@ -496,6 +496,18 @@ static void test_vtpm_ca(void **state)
 		free_agent(&g);
 		assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
 		assert_string_equal(code, "revoked");
+		/* not under another id either, and the record that says so cannot be deleted */
+		{
+			char revoked_id[37];
+
+			memcpy(revoked_id, a.id, sizeof(revoked_id));
+			snprintf(a.id, sizeof(a.id), "7c9d9a4e-0000-4000-8000-0000000000aa");
+			assert_int_equal(enrol(rg, &a, "host", &code), -EPERM);
+			assert_string_equal(code, "revoked");
+			assert_int_equal(reg_agent_json(rg, a.id, &o), -ENOENT);
+			memcpy(a.id, revoked_id, sizeof(revoked_id));
+			assert_int_equal(reg_delete(rg, a.id), -EEXIST);
+		}
 		assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
 		assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "revoked");
 		json_object_put(o);
