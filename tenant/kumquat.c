@@ -16,7 +16,7 @@ static const struct {
 	{ "eventlog", cmd_eventlog, "eventlog replay|show: replay or decode a UEFI event log" },
 	{ "ima", cmd_ima, "ima replay|verify-sigs: replay an IMA list, check file signatures" },
 	{ "makecredential", cmd_makecredential, "make a TPM2_ActivateCredential challenge in software" },
-	{ "registrar", cmd_registrar, "registrar list|show|delete: enrolled hosts and guests" },
+	{ "registrar", cmd_registrar, "registrar list|show|delete|revoke: enrolled hosts and guests" },
 	{ "ca", cmd_ca, "ca init|issue|show|verify: a deployment CA, TLS certificates, EK cert checks" },
 	{ "add", cmd_add, "add ID --address HOST:PORT: have the verifier attest a host" },
 	{ "update", cmd_update, "update ID: change a host's address, interval, policies; --stop, --resume" },
