@@ -4,7 +4,10 @@
 # from linux-image-*-amd64, and an initramfs of busybox-static, the guest agent
 # with every library it loads (ldd's list plus tpm2-tss' device TCTI, which the
 # TCTI loader opens at run time), the NIC driver, an /init and the files of
-# OVERLAY (configs, TLS credentials).
+# OVERLAY (configs, TLS credentials). The agent is not linked statically:
+# Debian ships tpm2-tss only as shared libraries (no libtss2-*.a), and the TCTI
+# loader opens its module with dlopen; the initramfs carries the same
+# libraries instead, at the paths the loader looks in.
 #
 #   guest-image.sh CACHE OUT GUEST_AGENT INIT [OVERLAY]
 #

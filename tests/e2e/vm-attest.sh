@@ -24,7 +24,6 @@
 . "$(dirname "$0")/libvirtd-lib.sh"
 : "${KQ_BUILD:?}"
 E2E=$(cd "$(dirname "$0")" && pwd)
-REG=$KQ_BUILD/registrar/kumquat-registrar
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 GUEST=$KQ_BUILD/guest-agent/kumquat-guest-agent
 VERIFIER=$KQ_BUILD/verifier/kumquat-verifier
@@ -55,20 +54,7 @@ expect 0 "$KUMQUAT" ca init --dir tls
 expect 0 "$KUMQUAT" ca issue --dir tls --name registrar --server --san 10.0.2.2
 for n in host-agent verifier guest; do expect 0 "$KUMQUAT" ca issue --dir tls --name $n --server; done
 for n in verifier-client admin; do expect 0 "$KUMQUAT" ca issue --dir tls --name $n --client; done
-cat >reg.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/registrar.pem
-key = $KQ_TMP/tls/registrar-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[registrar]
-database = $KQ_TMP/reg.db
-ek_ca_dir = $KQ_TMP/ek-ca
-EOC
-"$REG" --config reg.conf >registrar.log 2>&1 &
-KQ_PIDS+=($!)
-REG_PORT=$(wait_listening registrar.log)
-REG_URL=https://127.0.0.1:$REG_PORT
+start_registrar
 cat >host.conf <<EOC
 [agent]
 state_dir = $KQ_TMP/host-state
@@ -142,20 +128,8 @@ echo "   $(console | grep 'KQ-GUEST: network up')"
 
 # ---- the verifier ----
 step "verifier: host and guest with deep quotes"
-cat >verifier.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/verifier.pem
-key = $KQ_TMP/tls/verifier-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[client]
-ca = $KQ_TMP/tls/ca.pem
-cert = $KQ_TMP/tls/verifier-client.pem
-key = $KQ_TMP/tls/verifier-client-key.pem
-[registrar]
-url = $REG_URL
-[verifier]
-database = $KQ_TMP/verifier.db
+verifier_conf >verifier.conf
+cat >>verifier.conf <<EOC
 [attest]
 interval = 2
 timeout_ms = 30000

@@ -15,7 +15,6 @@
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/libvirtd-lib.sh"
 : "${KQ_BUILD:?}"
-REG=$KQ_BUILD/registrar/kumquat-registrar
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 VMGR=$KQ_BUILD/vtpm-mgr/kumquat-vtpm-mgr
 
@@ -39,19 +38,7 @@ mkdir -p ek-ca tls
 cp host/localca/issuercert.pem host/localca/swtpm-localca-rootca-cert.pem ek-ca/
 expect 0 "$KUMQUAT" ca init --dir tls
 expect 0 "$KUMQUAT" ca issue --dir tls --name registrar --server
-cat >reg.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/registrar.pem
-key = $KQ_TMP/tls/registrar-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[registrar]
-database = $KQ_TMP/reg.db
-ek_ca_dir = $KQ_TMP/ek-ca
-EOC
-"$REG" --config reg.conf >reg.log 2>&1 &
-KQ_PIDS+=($!)
-REG_URL=https://127.0.0.1:$(wait_listening reg.log)
+start_registrar
 cat >host.conf <<EOC
 [agent]
 state_dir = $KQ_TMP/host-state

@@ -13,7 +13,6 @@
 . "$(dirname "$0")/lib.sh"
 need swtpm swtpm_setup curl openssl jq xxd
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}" "${KQ_MERKLE_CHECK:?}"
-REG=$KQ_BUILD/registrar/kumquat-registrar
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 VMGR=$KQ_BUILD/vtpm-mgr/kumquat-vtpm-mgr
 [ -x "$VMGR" ] || skip "kumquat-vtpm-mgr was not built"
@@ -32,19 +31,7 @@ cp "$KQ_TESTDATA/eventlog/hpe-perf-uefi.bin" logs/uefi.bin
 cp "$KQ_TESTDATA/ima/ibm-acs-ima-sig.bin" logs/ima.bin
 echo 3f1f6c1e-8a4b-4c55-9d2e-7b6a5f4e3d2c >logs/boot_id
 
-cat >registrar.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/registrar.pem
-key = $KQ_TMP/tls/registrar-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[registrar]
-database = $KQ_TMP/registrar.db
-ek_ca_dir = $KQ_TMP/ek-ca
-EOC
-"$REG" --config registrar.conf >registrar.log 2>&1 &
-KQ_PIDS+=($!)
-REG_URL=https://127.0.0.1:$(wait_listening registrar.log)
+start_registrar
 
 start_agent() { # WINDOW_MS SOCKET: the host agent, serving on $URL
 	cat >agent.conf <<EOC

@@ -10,7 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 need swtpm swtpm_setup curl openssl jq
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}"
-REG=$KQ_BUILD/registrar/kumquat-registrar
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 GUEST=$KQ_BUILD/guest-agent/kumquat-guest-agent
 VMGR=$KQ_BUILD/vtpm-mgr/kumquat-vtpm-mgr
@@ -33,19 +32,7 @@ cp "$KQ_TESTDATA/eventlog/hpe-perf-uefi.bin" logs/uefi.bin
 cp "$KQ_TESTDATA/ima/ibm-acs-ima-sig.bin" logs/ima.bin
 echo 5d6c7b8a-1111-4222-8333-944455556666 >logs/boot_id
 
-cat >registrar.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/registrar.pem
-key = $KQ_TMP/tls/registrar-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[registrar]
-database = $KQ_TMP/registrar.db
-ek_ca_dir = $KQ_TMP/ek-ca
-EOC
-"$REG" --config registrar.conf >registrar.log 2>&1 &
-KQ_PIDS+=($!)
-REG_URL=https://127.0.0.1:$(wait_listening registrar.log)
+start_registrar
 
 cat >host.conf <<EOC
 [agent]

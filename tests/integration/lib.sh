@@ -108,3 +108,46 @@ wait_listening() {
 	cat "$log" >&2
 	fail "daemon did not start"
 }
+
+# start_registrar [EK_CA_DIR]: the registrar on a free port of 127.0.0.1,
+# TLS from $KQ_TMP/tls (registrar.pem, ca.pem), its database in $KQ_TMP, the
+# EK CAs of EK_CA_DIR (default $KQ_TMP/ek-ca), its log in registrar.log; sets
+# REG_PID, REG_PORT and REG_URL.
+start_registrar() {
+	cat >"$KQ_TMP/registrar.conf" <<EOC
+[server]
+port = 0
+cert = $KQ_TMP/tls/registrar.pem
+key = $KQ_TMP/tls/registrar-key.pem
+client_ca = $KQ_TMP/tls/ca.pem
+[registrar]
+database = $KQ_TMP/registrar.db
+ek_ca_dir = ${1:-$KQ_TMP/ek-ca}
+EOC
+	"$KQ_BUILD/registrar/kumquat-registrar" --config "$KQ_TMP/registrar.conf" >"$KQ_TMP/registrar.log" 2>&1 &
+	REG_PID=$!
+	KQ_PIDS+=($REG_PID)
+	REG_PORT=$(wait_listening "$KQ_TMP/registrar.log")
+	REG_URL=https://127.0.0.1:$REG_PORT
+}
+
+# verifier_conf: the verifier's [server], [client], [registrar] and
+# [verifier] sections (TLS from $KQ_TMP/tls: verifier.pem, verifier-client.pem,
+# ca.pem; $REG_URL; its database in $KQ_TMP); callers append the rest.
+verifier_conf() {
+	cat <<EOC
+[server]
+port = 0
+cert = $KQ_TMP/tls/verifier.pem
+key = $KQ_TMP/tls/verifier-key.pem
+client_ca = $KQ_TMP/tls/ca.pem
+[client]
+ca = $KQ_TMP/tls/ca.pem
+cert = $KQ_TMP/tls/verifier-client.pem
+key = $KQ_TMP/tls/verifier-client-key.pem
+[registrar]
+url = $REG_URL
+[verifier]
+database = $KQ_TMP/verifier.db
+EOC
+}

@@ -15,7 +15,6 @@
 . "$(dirname "$0")/lib.sh"
 need swtpm swtpm_setup tpm2_pcrextend tpm2_getcap tpm2_flushcontext curl openssl jq python3
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}" "${KQ_HTTP_STUB:?}"
-REG=$KQ_BUILD/registrar/kumquat-registrar
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 GUEST=$KQ_BUILD/guest-agent/kumquat-guest-agent
 VMGR=$KQ_BUILD/vtpm-mgr/kumquat-vtpm-mgr
@@ -81,20 +80,7 @@ ima_policy() {
 			"ima-buf": {}, "verification-keys": ""}'
 }
 
-cat >registrar.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/registrar.pem
-key = $KQ_TMP/tls/registrar-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[registrar]
-database = $KQ_TMP/registrar.db
-ek_ca_dir = $KQ_TMP/ek-ca
-EOC
-"$REG" --config registrar.conf >registrar.log 2>&1 &
-REG_PID=$!
-KQ_PIDS+=($REG_PID)
-REG_URL=https://127.0.0.1:$(wait_listening registrar.log)
+start_registrar
 
 # host_agent_conf NAME TCTI: evidence over mTLS on a free port, the vTPM socket NAME.sock, the logs in logs/
 host_agent_conf() {
@@ -237,20 +223,8 @@ step "verifier, policies, agents"
 KQ_PIDS+=($!)
 mkdir -p events
 HOOK_URL=https://127.0.0.1:$(wait_listening webhook.log)/events
-cat >verifier.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/verifier.pem
-key = $KQ_TMP/tls/verifier-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[client]
-ca = $KQ_TMP/tls/ca.pem
-cert = $KQ_TMP/tls/verifier-client.pem
-key = $KQ_TMP/tls/verifier-client-key.pem
-[registrar]
-url = $REG_URL
-[verifier]
-database = $KQ_TMP/verifier.db
+verifier_conf >verifier.conf
+cat >>verifier.conf <<EOC
 [notify]
 webhooks = $HOOK_URL
 signing_key = $KQ_TMP/notify-key.pem

@@ -49,19 +49,7 @@ for n in verifier-client admin; do expect 0 "$KUMQUAT" ca issue --dir tls --name
 
 # ---- daemons ----
 step "registrar, fleet-sim, verifier"
-cat >registrar.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/registrar.pem
-key = $KQ_TMP/tls/registrar-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[registrar]
-database = $KQ_TMP/registrar.db
-ek_ca_dir = $KEYS/ek-ca
-EOC
-"$REG" --config registrar.conf >registrar.log 2>&1 &
-KQ_PIDS+=($!)
-REG_URL=https://127.0.0.1:$(wait_listening registrar.log)
+start_registrar "$KEYS/ek-ca"
 
 "$KQ_FLEET_SIM" serve --dir "$KEYS" --hosts $N --hang $DEAD --hang-ms 5000 \
 	--cert tls/fleet.pem --key tls/fleet-key.pem --client-ca tls/ca.pem \
@@ -78,20 +66,8 @@ grep -q 'ready:' fleet.log || die "fleet-sim did not enrol its hosts in 30 s"
 DEAD_PORT=$(sed -n 's/.*hung hosts on https:\/\/[^:]*:\([0-9]*\).*/\1/p' fleet.log | head -1)
 [ -n "$DEAD_PORT" ] || die "fleet-sim did not say where the hung hosts are"
 
-cat >verifier.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/verifier.pem
-key = $KQ_TMP/tls/verifier-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[client]
-ca = $KQ_TMP/tls/ca.pem
-cert = $KQ_TMP/tls/verifier-client.pem
-key = $KQ_TMP/tls/verifier-client-key.pem
-[registrar]
-url = $REG_URL
-[verifier]
-database = $KQ_TMP/verifier.db
+verifier_conf >verifier.conf
+cat >>verifier.conf <<EOC
 [attest]
 interval = 1
 timeout_ms = 2000

@@ -11,7 +11,6 @@
 . "$(dirname "$0")/lib.sh"
 need swtpm swtpm_setup tpm2_pcrextend tpm2_createak curl openssl jq
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}" "${KQ_HTTP_STUB:?}"
-REG=$KQ_BUILD/registrar/kumquat-registrar
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 VERIFIER=$KQ_BUILD/verifier/kumquat-verifier
 cd "$KQ_TMP"
@@ -66,19 +65,7 @@ ima_policy() { # ascii lists... -> Keylime runtime policy on stdout
 ima_policy "$IMA" >ima-policy.json
 
 # ---- daemons ----
-cat >registrar.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/registrar.pem
-key = $KQ_TMP/tls/registrar-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[registrar]
-database = $KQ_TMP/registrar.db
-ek_ca_dir = $KQ_TMP/ek-ca
-EOC
-"$REG" --config registrar.conf >registrar.log 2>&1 &
-KQ_PIDS+=($!)
-REG_URL=https://127.0.0.1:$(wait_listening registrar.log)
+start_registrar
 
 AGENT_PORT=$((20000 + RANDOM % 20000 * 2 + 1))
 cat >agent.conf <<EOC
@@ -117,20 +104,8 @@ ID=$(cat agent-state/id)
 KQ_PIDS+=($!)
 HOOK_URL=https://127.0.0.1:$(wait_listening webhook.log)/events
 
-cat >verifier.conf <<EOC
-[server]
-port = 0
-cert = $KQ_TMP/tls/verifier.pem
-key = $KQ_TMP/tls/verifier-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[client]
-ca = $KQ_TMP/tls/ca.pem
-cert = $KQ_TMP/tls/verifier-client.pem
-key = $KQ_TMP/tls/verifier-client-key.pem
-[registrar]
-url = $REG_URL
-[verifier]
-database = $KQ_TMP/verifier.db
+verifier_conf >verifier.conf
+cat >>verifier.conf <<EOC
 [attest]
 interval = 1
 timeout_ms = 5000
