@@ -29,10 +29,10 @@ need() { # PATTERN PACKAGE: a .deb in CACHE, downloaded if absent
 	fi
 	echo "$f"
 }
-# linux-image-amd64 is the metapackage; its dependency names the kernel
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1)
+# the kernel cached, else the one linux-image-amd64 (the metapackage) depends on
+kpkg=$(ls "$CACHE"/linux-image-[0-9]*-amd64_*.deb 2>/dev/null | tail -1 | sed 's#.*/\(linux-image-[^_]*\)_.*#\1#' || true)
 if [ -z "$kpkg" ]; then
-	kpkg=$(ls "$CACHE"/linux-image-[0-9]*-amd64_*.deb 2>/dev/null | tail -1 | sed 's#.*/\(linux-image-[^_]*\)_.*#\1#')
+	kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1 || true)
 fi
 [ -n "$kpkg" ] || { echo "no linux-image-amd64 in apt's index (apt-get update?) and none in $CACHE" >&2; exit 77; }
 kdeb=$(need "${kpkg}_*.deb" "$kpkg")

@@ -43,7 +43,7 @@ libvirtd_need() {
 }
 
 UNSHARE_PID="" NSPID="" LVPID=""
-children() { cat /proc/"$1"/task/"$1"/children 2>/dev/null | tr -d ' ' || true; }
+children() { awk '{ print $1 }' /proc/"$1"/task/"$1"/children 2>/dev/null || true; } # the first child
 V() { nsenter -t "$NSPID" -m -p -- virsh -q -c qemu:///system "$@"; }
 libvirtd_stop() {
 	local d i
@@ -134,6 +134,8 @@ EOS
 	unshare -m -p --fork --kill-child --mount-proc --propagation private -- \
 		"$KQ_TMP/ns-init" "$KQ_TMP" "$vmgr" "$1" >"$KQ_TMP/ns.log" 2>&1 </dev/null &
 	UNSHARE_PID=$!
+	# for whoever must end it without this shell (killing unshare ends the namespace)
+	echo "$UNSHARE_PID" >"$KQ_TMP/unshare.pid"
 	for i in $(seq 100); do
 		if [ -f "$KQ_TMP/ns.ready" ]; then
 			NSPID=$(children $UNSHARE_PID)
@@ -144,6 +146,7 @@ EOS
 		sleep 0.1
 	done
 	[ -n "$LVPID" ] || fail "the namespace did not come up: $(cat "$KQ_TMP/ns.log")"
+	echo "$NSPID" >"$KQ_TMP/ns.pid"
 	ROOT=/proc/$NSPID/root
 	for i in $(seq 150); do
 		V version >/dev/null 2>&1 && break
@@ -158,7 +161,7 @@ why() { # NAME
 	echo "--- swtpm log:"; tail -15 "$ROOT/var/log/swtpm/libvirt/qemu/$1-swtpm.log" 2>/dev/null || true
 	echo "--- QEMU log:"; tail -5 "$ROOT/var/log/libvirt/qemu/$1.log" 2>/dev/null || true
 	echo "--- hook calls:"; cat "$KQ_TMP/hook.calls" 2>/dev/null || true
-	echo "--- host agent:"; tail -5 "$KQ_TMP/host.log"
+	echo "--- host agent:"; tail -5 "$KQ_TMP/${HOST_LOG:-host.log}"
 	echo "--- libvirtd:"; grep -E ' (error|warning) : ' "$KQ_TMP/libvirtd.log" | tail -5 || true
 }
 
