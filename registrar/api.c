@@ -38,7 +38,8 @@ static unsigned status_of(int r)
 	case -EACCES:
 	case -EKEYREJECTED: return 403;
 	case -ENOENT: return 404;
-	case -EEXIST: return 409;
+	case -EEXIST:
+	case -EKEYREVOKED: return 409;
 	case -EAGAIN: return 429;
 	default: return 500;
 	}
@@ -402,7 +403,7 @@ static void handle_agent_admin(const struct http_request *req, struct http_respo
 	if (strcmp(req->method, "DELETE") == 0) {
 		r = reg_delete(ud, id);
 		if (r < 0) {
-			fail(resp, r, r == -ENOENT ? "not_found" : r == -EEXIST ? "revoked" : "internal");
+			fail(resp, r, r == -ENOENT ? "not_found" : r == -EKEYREVOKED ? "revoked" : "internal");
 			return;
 		}
 		log_info(MOD, "agent %s deleted by %s", id, req->client_subject ? req->client_subject : "?");

@@ -41,6 +41,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE agents ADD COLUMN payload_pub BLOB;"
 	"ALTER TABLE agents ADD COLUMN payload_name BLOB;"
 	"ALTER TABLE agents ADD COLUMN payload_at INTEGER;",
+	/* 4: revocation follows the TPM (its EK), whatever the id */
+	"CREATE INDEX agents_ek_name ON agents (ek_name);"
+	"CREATE INDEX challenges_ek_name ON challenges (ek_name);",
 };
 
 static void x509_freep(X509 **p) { X509_free(*p); }
@@ -1008,7 +1011,8 @@ static int delete_tx(struct db *db, sqlite3 *h, void *ud)
 		return db_err(h, rc, "delete");
 	/* the record is what keeps a revoked TPM from enrolling again */
 	if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-		return kq_err(-EEXIST, "agent %s is revoked: its record is kept so that its TPM cannot enrol again", id);
+		return kq_err(-EKEYREVOKED, "agent %s is revoked: its record is kept so that its TPM cannot enrol again",
+			      id);
 	sqlite3_finalize(s);
 	s = NULL;
 	if ((r = db_prepare(h, "DELETE FROM agents WHERE id = ?", &s)) < 0)
@@ -1039,20 +1043,32 @@ int reg_delete(struct registrar *rg, const char *id)
 	return db_tx(rg->db, delete_tx, (void *)id);
 }
 
+/* Revokes the agent and every other id enrolled with the same EK (the TPM is
+ * what is revoked), and drops that EK's pending challenges so none of them
+ * can still be activated. */
 static int revoke_tx(struct db *db, sqlite3 *h, void *ud)
 {
 	_cleanup_(db_stmt_freep) sqlite3_stmt *s = NULL;
 	int r;
 
 	(void)db;
-	r = db_prepare(h, "UPDATE agents SET revoked = COALESCE(revoked, ?) WHERE id = ?", &s);
+	r = db_prepare(h, "UPDATE agents SET revoked = COALESCE(revoked, ?1)"
+			  " WHERE ek_name = (SELECT ek_name FROM agents WHERE id = ?2)", &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)time(NULL));
 	sqlite3_bind_text(s, 2, ud, -1, SQLITE_STATIC);
 	if ((r = db_err(h, sqlite3_step(s), "revoke")) < 0)
 		return r;
-	return sqlite3_changes(h) ? 0 : kq_err(-ENOENT, "no agent %s", (const char *)ud);
+	if (!sqlite3_changes(h))
+		return kq_err(-ENOENT, "no agent %s", (const char *)ud);
+	sqlite3_finalize(s);
+	s = NULL;
+	r = db_prepare(h, "DELETE FROM challenges WHERE ek_name = (SELECT ek_name FROM agents WHERE id = ?)", &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, ud, -1, SQLITE_STATIC);
+	return db_err(h, sqlite3_step(s), "revoke");
 }
 
 int reg_revoke(struct registrar *rg, const char *id)

@@ -506,7 +506,7 @@ static void test_vtpm_ca(void **state)
 			assert_string_equal(code, "revoked");
 			assert_int_equal(reg_agent_json(rg, a.id, &o), -ENOENT);
 			memcpy(a.id, revoked_id, sizeof(revoked_id));
-			assert_int_equal(reg_delete(rg, a.id), -EEXIST);
+			assert_int_equal(reg_delete(rg, a.id), -EKEYREVOKED);
 		}
 		assert_int_equal(reg_agent_json(rg, a.id, &o), 0);
 		assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "revoked");
@@ -763,9 +763,49 @@ static void test_payload_key(void **state)
 	registrar_close(rg);
 }
 
+/* Revocation follows the TPM: every id enrolled with its EK is revoked, a
+ * challenge begun before the revocation can no longer be activated. */
+static void test_revoke_follows_ek(void **state)
+{
+	struct registrar *rg = open_rg(true);
+	struct agent a;
+	const char *code = NULL;
+	char id1[37], id2[37];
+	_cleanup_free_ uint8_t *cred = NULL;
+	uint8_t secret[64], proof[32], handle[REG_HANDLE_LEN];
+	size_t len, slen = 0;
+	struct reg_enrol_req req;
+	struct json_object *o;
+
+	new_agent(&a, vendor_key, vendor_ca);
+	memcpy(id1, a.id, sizeof(id1));
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	/* the same TPM under a second id, and a third one begun */
+	snprintf(id2, sizeof(id2), "7c9d9a4e-0000-4000-8000-0000000000b2");
+	memcpy(a.id, id2, sizeof(id2));
+	assert_int_equal(enrol(rg, &a, "host", &code), 0);
+	snprintf(a.id, sizeof(a.id), "7c9d9a4e-0000-4000-8000-0000000000b3");
+	req = req_of(&a, "host");
+	assert_int_equal(reg_enrol_begin(rg, &req, &cred, &len, handle, &code), 0);
+
+	assert_int_equal(reg_revoke(rg, id1), 0);
+	assert_int_equal(reg_agent_json(rg, id2, &o), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "revoked");
+	json_object_put(o);
+	assert_int_equal(test_activate(a.ek_key, &a.ek, &a.ak_name, cred, len, secret, &slen), 0);
+	assert_int_equal(tpm_activation_proof(secret, slen, a.id, proof), 0);
+	assert_true(reg_enrol_activate(rg, a.id, handle, proof, sizeof(proof), &code) < 0);
+	assert_int_equal(reg_agent_json(rg, a.id, &o), -ENOENT);
+	assert_int_equal(reg_delete(rg, id2), -EKEYREVOKED);
+	assert_int_equal(reg_revoke(rg, "7c9d9a4e-0000-4000-8000-0000000000ff"), -ENOENT);
+	free_agent(&a);
+	registrar_close(rg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_revoke_follows_ek),
 		cmocka_unit_test(test_enrol_and_restart),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_vtpm_ca),
