@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 	tpm_quiet_tss_log();
 	/* defaults; conf_load replaces them with malloc'd copies (freed by conf_free) */
 	cfg.listen = (char *)"127.0.0.1";
-	cfg.database = (char *)"/var/lib/kumquat/registrar.db";
+	cfg.database = (char *)"/var/lib/kumquat/registrar/registrar.db";
 	cfg.log_level = (char *)"info";
 	r = conf_load(config, options, &cfg);
 	if (r < 0) {

@@ -140,7 +140,7 @@ int main(int argc, char **argv)
 	}
 	tpm_quiet_tss_log();
 	cfg.listen = (char *)"127.0.0.1";
-	cfg.database = (char *)"/var/lib/kumquat/verifier.db";
+	cfg.database = (char *)"/var/lib/kumquat/verifier/verifier.db";
 	cfg.log_level = (char *)"info";
 	{
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -28,7 +28,7 @@ int vtpm_config_load(const char *path, struct vtpm_config *cfg)
 	/* defaults; conf_load replaces them with malloc'd copies */
 	*cfg = (struct vtpm_config){
 		.uri = (char *)"qemu:///system",
-		.database = (char *)"/var/lib/kumquat/vtpm-mgr.db",
+		.database = (char *)"/var/lib/kumquat/vtpm-mgr/vtpm-mgr.db",
 		.swtpm_dir = (char *)"/var/lib/libvirt/swtpm",
 		.retry_interval = 30,
 		.socket = (char *)"/run/kumquat/host-agent.sock",

@@ -45,7 +45,7 @@ static const char config_text[] =
 	"[libvirt]\n"
 	"#uri = qemu:///system\n"
 	"[vtpm-mgr]\n"
-	"#database = /var/lib/kumquat/vtpm-mgr.db\n"
+	"#database = /var/lib/kumquat/vtpm-mgr/vtpm-mgr.db\n"
 	"#swtpm_dir = /var/lib/libvirt/swtpm\n"
 	"#retry_interval = 30\n"
 	"[host-agent]\n"

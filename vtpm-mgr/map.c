@@ -71,33 +71,13 @@ void vm_rows_free(struct vm_row *rows, size_t n)
 	free(rows);
 }
 
-/*
- * The map's directory (/var/lib/kumquat), made 0700 if missing: the hook may
- * run, from libvirt, before the service has ever started.
- */
-static int make_parent(const char *path)
-{
-	_cleanup_free_ char *dir = strdup(path);
-	char *slash;
-
-	if (!dir)
-		return kq_err(-ENOMEM, "out of memory");
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir || strcmp(path, ":memory:") == 0)
-		return 0;
-	*slash = 0;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return kq_err(-errno, "%s: %m", dir);
-	return 0;
-}
-
 int vm_map_open(const char *path, struct vm_map **ret)
 {
 	struct vm_map *m;
 	int r;
 
-	if ((r = make_parent(path)) < 0)
-		return r;
+	/* the hook may run, from libvirt, before the service has ever started:
+	 * db_open makes the map's directory */
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return kq_err(-ENOMEM, "out of memory");

@@ -85,7 +85,11 @@ int db_open(const char *path, const char *const *migrations, size_t n, struct db
 	pthread_mutex_init(&db->lock, NULL);
 	/* create the file 0600 before SQLite does (it would use the umask) */
 	if (strcmp(path, ":memory:") != 0) {
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		int fd;
+
+		if ((r = kq_mkdir_parents(path)) < 0)
+			goto fail;
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0) {
 			r = kq_err(-errno, "%s: %s", path, strerror(errno));
 			goto fail;

@@ -266,6 +266,31 @@ out:
 	return r;
 }
 
+int kq_mkdir_parents(const char *path)
+{
+	char dir[PATH_MAX];
+	char *last, *p;
+	size_t n = strlen(path);
+
+	if (n >= sizeof(dir))
+		return kq_err(-ENAMETOOLONG, "%s: path too long", path);
+	memcpy(dir, path, n + 1);
+	last = strrchr(dir, '/');
+	if (!last || last == dir)
+		return 0;
+	*last = '\0';
+	for (p = dir + 1;; p++) {
+		p = strchr(p, '/');
+		if (p)
+			*p = '\0';
+		if (mkdir(dir, p ? 0755 : 0700) < 0 && errno != EEXIST)
+			return kq_err(-errno, "%s: %s", dir, strerror(errno));
+		if (!p)
+			return 0;
+		*p = '/';
+	}
+}
+
 int kq_write_file(const char *path, const void *data, size_t len)
 {
 	_cleanup_free_ char *tmp = NULL;

@@ -105,6 +105,12 @@ int kq_hex_decode(const char *hex, uint8_t *out, size_t outmax, size_t *ret_len)
 int kq_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
 /* Writes len bytes to path (created 0600 if new, truncated), atomically via rename. */
 int kq_write_file(const char *path, const void *data, size_t len);
+/*
+ * Makes the directories above a file's path that are missing: the file's own
+ * directory 0700, those above it 0755 (so that other services can reach their
+ * own directories beside it). Existing ones are left as they are.
+ */
+int kq_mkdir_parents(const char *path);
 
 /* Sends a state line ("READY=1") to systemd when run as a notify service; no-op otherwise. */
 void kq_sd_notify(const char *state);

@@ -257,11 +257,12 @@ hook some-future-op begin
 [ "$(field hook.conf $G1 state)" = running ] || fail "an unknown operation changed the map"
 expect 2 "$MGR" --config hook.conf hook guest-01 prepare
 # an unwritable map: logged, exit 0
-write_conf broken.conf /nonexistent/dir/map.db
+: >"$KQ_TMP/not-a-dir"
+write_conf broken.conf "$KQ_TMP/not-a-dir/map.db"
 rc=0
 "$MGR" --config broken.conf hook guest-01 prepare begin - <"$XML" >hook.out 2>hook.err || rc=$?
 [ "$rc" = 0 ] || fail "hook exited $rc on an unwritable map"
-grep -q 'map /nonexistent/dir/map.db' hook.err || fail "no reason for the unwritable map: $(cat hook.err)"
+grep -q "map $KQ_TMP/not-a-dir/map.db" hook.err || fail "no reason for the unwritable map: $(cat hook.err)"
 
 # ---------------------------------------------------------------- enable
 step "enable: adds a TPM that libvirt's schema accepts"

@@ -3,7 +3,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "crypto/crypto.h"
 #include "util/util.h"
@@ -95,6 +99,39 @@ static void test_uuid(void **state)
 		assert_false(kq_uuid_normalize(bad[i], out));
 }
 
+/* the directories above a file: its own 0700, those above 0755; existing ones kept */
+static void test_mkdir_parents(void **state)
+{
+	char dir[] = "/tmp/kq-mkdir.XXXXXX", path[128], sub[128];
+	struct stat st;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/a/b/file.db", dir);
+	assert_int_equal(kq_mkdir_parents(path), 0);
+	snprintf(sub, sizeof(sub), "%s/a", dir);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	snprintf(sub, sizeof(sub), "%s/a/b", dir);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(kq_mkdir_parents(path), 0);
+	assert_int_equal(kq_mkdir_parents("file.db"), 0);
+	assert_int_equal(kq_mkdir_parents("/file.db"), 0);
+	/* a file where a directory should be */
+	snprintf(sub, sizeof(sub), "%s/a/b/x", dir);
+	assert_non_null(f = fopen(sub, "w"));
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/a/b/x/y/file.db", dir);
+	assert_true(kq_mkdir_parents(path) < 0);
+	unlink(sub);
+	snprintf(sub, sizeof(sub), "%s/a/b", dir);
+	rmdir(sub);
+	snprintf(sub, sizeof(sub), "%s/a", dir);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -103,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_uint),
 		cmocka_unit_test(test_extend),
 		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_mkdir_parents),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
