@@ -17,7 +17,8 @@ int services_setup(const struct services_config *c, const char *agent_id, TPM2_H
 
 	memset(s, 0, sizeof(*s));
 	/* payloads and revocation keep their files here: made now, so a missing
-	 * or unusable directory stops the agent at start, not at a delivery */
+	 * or unusable directory stops the agent before it serves, not at a
+	 * delivery */
 	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
 		return kq_err(-errno, "[agent] state_dir %s: %s", state_dir, strerror(errno));
 	if (stat(state_dir, &st) < 0 || !S_ISDIR(st.st_mode) || access(state_dir, W_OK | X_OK) < 0)

@@ -35,7 +35,7 @@ require_ek_cert = true
 EOC
 }
 REG_PID=
-start_registrar() {
+restart_registrar() {
 	: >registrar.log
 	"$REG" --config registrar.conf >registrar.log 2>&1 &
 	REG_PID=$!
@@ -87,7 +87,7 @@ done
 
 # --- enrolment ---------------------------------------------------------------
 write_registrar_conf "$KQ_TMP/ek-ca"
-start_registrar
+restart_registrar
 ID=7f3c2a10-5b4e-4c1d-9a8b-0123456789ab
 write_agent_conf $ID
 expect 0 "$AGENT" --config agent.conf --enrol-only
@@ -119,7 +119,7 @@ expect 1 env KUMQUAT_CERT= KUMQUAT_KEY= "$KUMQUAT" registrar list --cert /dev/nu
 
 # --- restarts: state kept, keys reused, re-enrolment works ---------------------
 stop_registrar
-start_registrar
+restart_registrar
 write_agent_conf $ID
 [ "$(admin GET /v1/agents/$ID | jq -r .ak_name)" = "$AK1" ] || fail "agent lost across a registrar restart"
 expect 0 "$AGENT" --config agent.conf --enrol-only
@@ -177,12 +177,12 @@ code=$(curl -sS --cacert tls/ca.pem -o body.json -w '%{http_code}' -H 'Content-T
 
 # another EK under the same id (a second TPM)
 stop_registrar
-start_registrar
+restart_registrar
 provision_swtpm "$KQ_TMP/other"
 cp other/localca/issuercert.pem ek-ca/other-issuer.pem
 cp other/localca/swtpm-localca-rootca-cert.pem ek-ca/other-root.pem
 stop_registrar
-start_registrar
+restart_registrar
 FIRST_TCTI=$KQ_TCTI
 start_swtpm "$KQ_TMP/other/state"
 write_agent_conf $ID
@@ -192,7 +192,7 @@ grep -q ek_mismatch last.err || fail "re-enrolment with another EK: $(cat last.e
 # an EK certificate from a CA the registrar does not trust
 stop_registrar
 rm ek-ca/other-*.pem
-start_registrar
+restart_registrar
 write_agent_conf 22222222-3333-4444-8555-666666666666
 expect 1 "$AGENT" --config agent.conf --enrol-only
 grep -q ek_cert_untrusted last.err || fail "untrusted EK CA: $(cat last.err)"

@@ -34,7 +34,7 @@ expect 0 "$KUMQUAT" ca issue --dir tls --name registrar --server
 expect 0 "$KUMQUAT" ca issue --dir tls --name admin --client
 export KUMQUAT_CA=$KQ_TMP/tls/ca.pem KUMQUAT_CERT=$KQ_TMP/tls/admin.pem KUMQUAT_KEY=$KQ_TMP/tls/admin-key.pem
 
-start_registrar() { # NAME: a registrar with its own database; sets URL_<NAME>
+start_named_registrar() { # NAME: a registrar with its own database; sets URL_<NAME>
 	cat >"$1.conf" <<EOC
 [server]
 port = 0
@@ -49,7 +49,7 @@ EOC
 	KQ_PIDS+=($!)
 	eval "URL_$1=https://127.0.0.1:$(wait_listening "$1.log")"
 }
-start_registrar reg
+start_named_registrar reg
 export KUMQUAT_REGISTRAR_URL=$URL_reg
 
 start_host_agent() { # NAME TCTI REGISTRAR_URL: sets PID_<NAME>; socket NAME.sock
@@ -196,7 +196,7 @@ provision_swtpm "$KQ_TMP/host2"
 start_swtpm "$KQ_TMP/host2/state"
 cp host2/localca/issuercert.pem ek-ca/host2-issuer.pem
 cp host2/localca/swtpm-localca-rootca-cert.pem ek-ca/host2-root.pem
-start_registrar other
+start_named_registrar other
 tflush
 start_host_agent host2 "$KQ_TCTI" "$URL_other"
 cat >vmgr2.conf <<EOC
