@@ -42,8 +42,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE agents ADD COLUMN payload_name BLOB;"
 	"ALTER TABLE agents ADD COLUMN payload_at INTEGER;",
 	/* 4: revocation follows the TPM (its EK), whatever the id */
-	"CREATE INDEX agents_ek_name ON agents (ek_name);"
-	"CREATE INDEX challenges_ek_name ON challenges (ek_name);",
+	("CREATE INDEX agents_ek_name ON agents (ek_name);"
+	 "CREATE INDEX challenges_ek_name ON challenges (ek_name);"),
 };
 
 static void x509_freep(X509 **p) { X509_free(*p); }
