@@ -151,3 +151,14 @@ url = $REG_URL
 database = $KQ_TMP/verifier.db
 EOC
 }
+
+# ima_policy LIST...: a Keylime runtime policy allowing every file of the
+# given ascii IMA lists, on stdout
+ima_policy() {
+	cat "$@" | awk '{ split($4, d, ":"); print $5 "\t" d[2] }' |
+		jq -R -s '{meta: {version: 1, generator: 0}, release: 0,
+			digests: (split("\n") | map(select(length > 0) | split("\t")) |
+				reduce .[] as $e ({}; .[$e[0]] += [$e[1]])),
+			excludes: [], keyrings: {}, ima: {ignored_keyrings: [], log_hash_alg: "sha1", dm_policy: null},
+			"ima-buf": {}, "verification-keys": ""}'
+}

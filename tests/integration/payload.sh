@@ -13,10 +13,10 @@
 # interval; a notice signed by another key and a replayed notice are ignored
 # and logged.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hypervisor-lib.sh"
 need swtpm swtpm_setup tpm2_pcrextend tpm2_getcap tpm2_flushcontext curl openssl jq python3
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}" "${KQ_HTTP_STUB:?}"
-AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
-GUEST=$KQ_BUILD/guest-agent/kumquat-guest-agent
+
 VMGR=$KQ_BUILD/vtpm-mgr/kumquat-vtpm-mgr
 VERIFIER=$KQ_BUILD/verifier/kumquat-verifier
 [ -x "$VMGR" ] || skip "kumquat-vtpm-mgr was not built"
@@ -70,152 +70,33 @@ echo 3f1f6c1e-8a4b-4c55-9d2e-7b6a5f4e3d2c >logs/boot_id
 tflush
 xargs -a extends -n 64 tpm2_pcrextend || fail "extending the host's PCRs"
 
-# a Keylime runtime policy allowing every file of the given ascii IMA lists
-ima_policy() {
-	cat "$@" | awk '{ split($4, d, ":"); print $5 "\t" d[2] }' |
-		jq -R -s '{meta: {version: 1, generator: 0}, release: 0,
-			digests: (split("\n") | map(select(length > 0) | split("\t")) |
-				reduce .[] as $e ({}; .[$e[0]] += [$e[1]])),
-			excludes: [], keyrings: {}, ima: {ignored_keyrings: [], log_hash_alg: "sha1", dm_policy: null},
-			"ima-buf": {}, "verification-keys": ""}'
-}
 
 start_registrar
 
-# host_agent_conf NAME TCTI: evidence over mTLS on a free port, the vTPM socket NAME.sock, the logs in logs/
-host_agent_conf() {
-	cat >"$1.conf" <<EOC
-[agent]
-state_dir = $KQ_TMP/$1-state
-[tpm]
-tcti = $2
-[registrar]
-url = $REG_URL
-ca = $KQ_TMP/tls/ca.pem
-[server]
-port = 0
-cert = $KQ_TMP/tls/host-agent.pem
-key = $KQ_TMP/tls/host-agent-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[vtpm]
-socket = $KQ_TMP/$1.sock
-[payload]
-dir = $OUT/$1
-[logs]
-uefi = $KQ_TMP/logs/uefi.bin
-ima = $KQ_TMP/logs/ima.txt
-boot_id = $KQ_TMP/logs/boot_id
-EOC
-}
 step "host agent"
 host_agent_conf host "$HOST_TCTI"
-tflush
-"$AGENT" --config host.conf >host.log 2>&1 &
-HOST_PID=$!
-KQ_PIDS+=($HOST_PID)
-AGENT_PORT=$(wait_listening host.log)
-[ -S host.sock ] || fail "the host agent has no vTPM socket: $(tail -3 host.log)"
-HOST_ID=$(cat host-state/id)
+printf '[payload]\ndir = %s\n' "$OUT/host" >>host.conf
+start_host_agent
 
 # ---- three VMs: vTPMs certified by the host, reported running, guest agents serving ----
-cat >vmgr.conf <<EOC
-[vtpm-mgr]
-database = $KQ_TMP/vmgr.db
-[host-agent]
-socket = $KQ_TMP/host.sock
-EOC
-domain_xml() { # NAME UUID
-	cat <<EOX
-<domain type='kvm'>
-  <name>$1</name>
-  <uuid>$2</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices>
-    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
-  </devices>
-</domain>
-EOX
-}
-hook() { # N OP SUBOP [CONF]: libvirt's qemu hook for VM N
-	domain_xml vm$1 "${VM[$1]}" | "$VMGR" --config "${4:-vmgr.conf}" hook vm$1 "$2" "$3" - 2>>hook.log ||
-		fail "the hook ($2 $3) for vm$1 failed"
-}
-cat >certtool <<EOS
-#!/bin/sh
-exec "$VMGR" cert-tool "\$@"
-EOS
-chmod +x certtool
-echo "socket = $KQ_TMP/host.sock" >certtool.conf
-: >certtool.options
-cat >swtpm_setup.conf <<EOC
-create_certs_tool = $KQ_TMP/certtool
-create_certs_tool_config = $KQ_TMP/certtool.conf
-create_certs_tool_options = $KQ_TMP/certtool.options
-EOC
+vtpm_mgr_setup
 
 declare -a VM VTCTI GID GPORT GPID
 declare -A NAME
 NAME[$HOST_ID]=host
 EVIL=$(awk '!/boot_aggregate/ { print; exit }' "$KQ_TESTDATA/ima/rust-keylime-ima-ng-sha1.txt")
-for i in 1 2; do
-	step "guest $i: vTPM, enrolment, evidence endpoint"
-	VM[$i]=7c9d9a4e-$i$i$i$i-4000-8000-00000000000$i
-	hook $i prepare begin
-	mkdir -p vtpm$i
-	swtpm_setup --tpm2 --tpmstate vtpm$i --createek --create-ek-cert --lock-nvram \
-		--config swtpm_setup.conf --vmid "vm$i:${VM[$i]}" --overwrite >vtpm$i.log 2>&1 ||
-		fail "swtpm_setup for vm$i: $(tail -5 vtpm$i.log)"
-	start_swtpm "$KQ_TMP/vtpm$i"
-	VTCTI[$i]=$KQ_TCTI
-	hook $i started begin
-	# its own IMA list: five entries of the HPE list, measured into the vTPM's PCR 10
-	sed -n "$((2 + 5 * i)),$((6 + 5 * i))p" "$IMA" >logs/guest$i-ima.txt
-	"$KUMQUAT" ima replay --extends sha256 logs/guest$i-ima.txt >g$i.ext || fail "guest $i IMA: $(cat g$i.ext)"
-	tflush
-	xargs -a g$i.ext tpm2_pcrextend || fail "extending vm$i's PCR 10"
-	echo "b0b0b0b0-0000-4000-8000-00000000000$i" >logs/guest$i-boot_id
-	cat >guest$i.conf <<EOC
-[agent]
-state_dir = $KQ_TMP/guest$i-state
-vm_uuid = ${VM[$i]}
-[tpm]
-tcti = ${VTCTI[$i]}
-[registrar]
-url = $REG_URL
-ca = $KQ_TMP/tls/ca.pem
-[server]
-port = 0
-cert = $KQ_TMP/tls/guest$i.pem
-key = $KQ_TMP/tls/guest$i-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[logs]
-# no UEFI log in these guests (an empty value is refused): answered as null
-uefi = $KQ_TMP/logs/guest$i-no-uefi-log
-ima = $KQ_TMP/logs/guest$i-ima.txt
-boot_id = $KQ_TMP/logs/guest$i-boot_id
+guest_conf_extra() { # N: payloads and revocation notices
+	cat <<EOC
 [payload]
-dir = $OUT/guest$i
+dir = $OUT/guest$1
 script = $KQ_TMP/payload-script
 [revocation]
 verifier_key = $KQ_TMP/notify-pub.pem
-actions_dir = $KQ_TMP/actions$i
+actions_dir = $KQ_TMP/actions$1
 EOC
-	tflush
-	"$GUEST" --config guest$i.conf >guest$i.log 2>&1 &
-	GPID[$i]=$!
-	KQ_PIDS+=(${GPID[$i]})
-	GPORT[$i]=$(wait_listening guest$i.log)
-	GID[$i]=$(cat guest$i-state/id)
-	NAME[${GID[$i]}]="guest $i"
-done
-export TPM2TOOLS_TCTI=$HOST_TCTI KQ_TCTI=$HOST_TCTI
-guest_ext() { # N FILE: appends FILE's entries to guest N's list, then measures them into its vTPM
-	"$KUMQUAT" ima replay --extends sha256 "$2" >"$2.ext" || fail "IMA entries: $(cat "$2.ext")"
-	# the list first: a quote between the two sees entries still to come, never a PCR the list cannot explain
-	cat "$2" >>logs/guest$1-ima.txt
-	TPM2TOOLS_TCTI=${VTCTI[$1]} xargs -a "$2.ext" tpm2_pcrextend || fail "extending vm$1's PCR 10"
 }
+for i in 1 2; do start_guest $i; done
+export TPM2TOOLS_TCTI=$HOST_TCTI KQ_TCTI=$HOST_TCTI
 
 # ---- the verifier ----
 step "verifier, policies, agents"

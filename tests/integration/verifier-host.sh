@@ -53,15 +53,6 @@ extend_ima() {
 jq '{sha256: {"0": .pcrs.sha256["0"], "7": .pcrs.sha256["7"]}}' replay.json >pcr-policy.json
 cp "$KQ_TESTDATA/policy/keylime-mb-refstate-hpe.json" mb-policy.json
 echo '{"secure_boot": true}' >mb-sb.json
-# an allowlist of every file in the HPE list (Keylime runtime policy format)
-ima_policy() { # ascii lists... -> Keylime runtime policy on stdout
-	cat "$@" | awk '{ split($4, d, ":"); print $5 "\t" d[2] }' |
-		jq -R -s '{meta: {version: 1, generator: 0}, release: 0,
-			digests: (split("\n") | map(select(length > 0) | split("\t")) |
-				reduce .[] as $e ({}; .[$e[0]] += [$e[1]])),
-			excludes: [], keyrings: {}, ima: {ignored_keyrings: [], log_hash_alg: "sha1", dm_policy: null},
-			"ima-buf": {}, "verification-keys": ""}'
-}
 ima_policy "$IMA" >ima-policy.json
 
 # ---- daemons ----
