@@ -11,6 +11,7 @@
 # with window_ms = 0 they do not. With the vTPM socket off every leaf is
 # refused, saying why.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hypervisor-lib.sh"
 need swtpm swtpm_setup curl openssl jq xxd
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}" "${KQ_MERKLE_CHECK:?}"
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
@@ -74,23 +75,7 @@ HOST_ID=$(cat agent-state/id)
 jq -r .ak_pub agent.json | base64 -d >ak.pub
 
 # ---- the VMs, as libvirt's hook reports them ----
-cat >vmgr.conf <<EOC
-[vtpm-mgr]
-database = $KQ_TMP/vmgr.db
-[host-agent]
-socket = $KQ_TMP/host.sock
-EOC
-domain_xml() { # NAME UUID
-	cat <<EOX
-<domain type='kvm'>
-  <name>$1</name>
-  <uuid>$2</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm></devices>
-</domain>
-EOX
-}
+vtpm_mgr_setup
 VMS=(7c9d9a4e-1111-4000-8000-000000000001 7c9d9a4e-2222-4000-8000-000000000002
      7c9d9a4e-3333-4000-8000-000000000003 7c9d9a4e-4444-4000-8000-000000000004)
 for i in 0 1 2 3; do

@@ -2,6 +2,8 @@
 # For the integration tests of a hypervisor with guests on swtpm vTPMs
 # (sourced after lib.sh, in $KQ_TMP, with $REG_URL set and TLS in $KQ_TMP/tls):
 #
+#   measure_host_boot          the HPE server's UEFI log and IMA list (UEFI, IMA)
+#                              in logs/ and extended into the TPM of $KQ_TCTI
 #   host_agent_conf NAME TCTI  NAME.conf: evidence over mTLS on a free port,
 #                              the vTPM socket NAME.sock, the logs in logs/
 #                              (callers append further sections)
@@ -16,6 +18,20 @@
 #                              prints more config sections
 #   guest_ext N FILE           appends FILE's IMA entries to guest N's list
 #                              and measures them into its vTPM
+
+measure_host_boot() {
+	UEFI=$KQ_TESTDATA/eventlog/hpe-perf-uefi.bin
+	IMA=$KQ_TESTDATA/ima/hpe-perf-ima-ng-sha256.txt
+	mkdir -p logs
+	cp "$UEFI" logs/uefi.bin
+	cp "$IMA" logs/ima.txt
+	echo 3f1f6c1e-8a4b-4c55-9d2e-7b6a5f4e3d2c >logs/boot_id
+	"$KUMQUAT" eventlog show --json "$UEFI" |
+		jq -r '.events[] | select(.type != "EV_NO_ACTION") | "\(.pcr):sha256=\(.digests.sha256)"' >extends
+	"$KUMQUAT" ima replay --extends sha256 "$IMA" >>extends
+	tflush
+	xargs -a extends -n 64 tpm2_pcrextend || fail "extending the host's PCRs"
+}
 
 host_agent_conf() {
 	cat >"$1.conf" <<EOC

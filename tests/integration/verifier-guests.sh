@@ -43,16 +43,7 @@ expect 0 "$KUMQUAT" ca init --dir tls
 for n in registrar host-agent verifier guest1 guest2 guest3; do expect 0 "$KUMQUAT" ca issue --dir tls --name $n --server; done
 for n in verifier-client admin; do expect 0 "$KUMQUAT" ca issue --dir tls --name $n --client; done
 
-UEFI=$KQ_TESTDATA/eventlog/hpe-perf-uefi.bin
-IMA=$KQ_TESTDATA/ima/hpe-perf-ima-ng-sha256.txt
-cp "$UEFI" logs/uefi.bin
-cp "$IMA" logs/ima.txt
-echo 3f1f6c1e-8a4b-4c55-9d2e-7b6a5f4e3d2c >logs/boot_id
-"$KUMQUAT" eventlog show --json "$UEFI" |
-	jq -r '.events[] | select(.type != "EV_NO_ACTION") | "\(.pcr):sha256=\(.digests.sha256)"' >extends
-"$KUMQUAT" ima replay --extends sha256 "$IMA" >>extends
-tflush
-xargs -a extends -n 64 tpm2_pcrextend || fail "extending the host's PCRs"
+measure_host_boot
 
 
 start_registrar

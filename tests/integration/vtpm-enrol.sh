@@ -10,6 +10,7 @@
 # this registrar, a guest claiming another VM, a revoked host, a VM the host
 # was never told about, and certificate requests from a non-root user.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hypervisor-lib.sh"
 need swtpm swtpm_setup tpm2_nvread tpm2_getcap openssl setpriv
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}"
 REG=$KQ_BUILD/registrar/kumquat-registrar
@@ -81,42 +82,14 @@ HOST_ID=$(cat host-state/id)
 openssl x509 -in host-state/vtpm-ca.pem -noout -text | grep -q "CA:TRUE" || fail "the vTPM-CA certificate is no CA"
 
 # ---- the vTPM manager: the VM as libvirt's hook reports it ----
-cat >vmgr.conf <<EOC
-[vtpm-mgr]
-database = $KQ_TMP/vmgr.db
-[host-agent]
-socket = $KQ_TMP/host.sock
-EOC
-domain_xml() { # NAME UUID
-	cat <<EOX
-<domain type='kvm'>
-  <name>$1</name>
-  <uuid>$2</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices>
-    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
-  </devices>
-</domain>
-EOX
-}
+vtpm_mgr_setup
 domain_xml vm1 $VM | "$VMGR" --config vmgr.conf hook vm1 prepare begin - || fail "the hook failed"
 grep -q "VM $VM (vm1) is" host.log || fail "the host agent did not learn of the VM: $(tail -3 host.log)"
 
 # ---- swtpm_setup (Debian's) with kumquat's cert tool ----
 step "swtpm_setup with the kumquat cert tool"
-cat >certtool <<EOS
-#!/bin/sh
-exec "$VMGR" cert-tool "\$@"
-EOS
-chmod +x certtool
-echo "socket = $KQ_TMP/host.sock" >certtool.conf
+# vtpm_mgr_setup's cert tool, with platform certificate options
 printf -- '--platform-manufacturer Debian\n--platform-model QEMU\n--platform-version 7.2\n' >certtool.options
-cat >swtpm_setup.conf <<EOC
-create_certs_tool = $KQ_TMP/certtool
-create_certs_tool_config = $KQ_TMP/certtool.conf
-create_certs_tool_options = $KQ_TMP/certtool.options
-EOC
 mkvtpm() { # DIR NAME:UUID -> swtpm_setup's exit status
 	mkdir -p "$1"
 	swtpm_setup --tpm2 --tpmstate "$1" --createek --create-ek-cert --create-platform-cert --lock-nvram \
