@@ -21,10 +21,10 @@
 # are missing, or when the kernel or busybox-static cannot be downloaded from
 # Debian's archive (cached in KQ_E2E_CACHE, default /var/cache/kumquat-e2e).
 . "$(dirname "$0")/../integration/lib.sh"
+. "$(dirname "$0")/../integration/hypervisor-lib.sh"
 . "$(dirname "$0")/libvirtd-lib.sh"
 : "${KQ_BUILD:?}"
 E2E=$(cd "$(dirname "$0")" && pwd)
-AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
 GUEST=$KQ_BUILD/guest-agent/kumquat-guest-agent
 VERIFIER=$KQ_BUILD/verifier/kumquat-verifier
 CACHE=${KQ_E2E_CACHE:-/var/cache/kumquat-e2e}
@@ -55,31 +55,11 @@ expect 0 "$KUMQUAT" ca issue --dir tls --name registrar --server --san 10.0.2.2
 for n in host-agent verifier guest; do expect 0 "$KUMQUAT" ca issue --dir tls --name $n --server; done
 for n in verifier-client admin; do expect 0 "$KUMQUAT" ca issue --dir tls --name $n --client; done
 start_registrar
-cat >host.conf <<EOC
-[agent]
-state_dir = $KQ_TMP/host-state
-[tpm]
-tcti = $HOST_TCTI
-[registrar]
-url = $REG_URL
-ca = $KQ_TMP/tls/ca.pem
-[server]
-port = 0
-cert = $KQ_TMP/tls/host-agent.pem
-key = $KQ_TMP/tls/host-agent-key.pem
-client_ca = $KQ_TMP/tls/ca.pem
-[vtpm]
-socket = $KQ_TMP/host.sock
-[logs]
-uefi = $KQ_TMP/host-no-uefi-log
-ima = $KQ_TMP/host-no-ima-log
-EOC
-tflush
-"$AGENT" --config host.conf >host.log 2>&1 &
-KQ_PIDS+=($!)
-AGENT_PORT=$(wait_listening host.log)
-[ -S host.sock ] || fail "the host agent has no vTPM socket: $(tail -3 host.log)"
-HOST_ID=$(cat host-state/id)
+# no boot log or IMA list on this host (answered as null), this machine's boot id
+mkdir -p logs
+cat /proc/sys/kernel/random/boot_id >logs/boot_id
+host_agent_conf host "$HOST_TCTI"
+start_host_agent
 
 # ---- the VM's image: kernel, initramfs with the guest agent and its config ----
 step "guest image (kernel and busybox-static from Debian's archive, cached in $CACHE)"

@@ -9,6 +9,7 @@
 # same agents, states and IMA position; state changes reach the webhook as
 # signed events; malformed and unauthenticated API calls get 4xx.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hypervisor-lib.sh"
 need swtpm swtpm_setup tpm2_pcrextend tpm2_createak curl openssl jq
 : "${KQ_BUILD:?}" "${KQ_TESTDATA:?}" "${KQ_HTTP_STUB:?}"
 AGENT=$KQ_BUILD/host-agent/kumquat-host-agent
@@ -28,16 +29,7 @@ for n in verifier-client admin; do expect 0 "$KUMQUAT" ca issue --dir tls --name
 openssl ecparam -name prime256v1 -genkey -noout -out notify-key.pem 2>/dev/null
 openssl ec -in notify-key.pem -pubout -out notify-pub.pem 2>/dev/null
 
-UEFI=$KQ_TESTDATA/eventlog/hpe-perf-uefi.bin
-IMA=$KQ_TESTDATA/ima/hpe-perf-ima-ng-sha256.txt
-cp "$UEFI" logs/uefi.bin
-cp "$IMA" logs/ima.txt
-echo 3f1f6c1e-8a4b-4c55-9d2e-7b6a5f4e3d2c >logs/boot_id
-"$KUMQUAT" eventlog show --json "$UEFI" |
-	jq -r '.events[] | select(.type != "EV_NO_ACTION") | "\(.pcr):sha256=\(.digests.sha256)"' >extends
-"$KUMQUAT" ima replay --extends sha256 "$IMA" >>extends
-tflush
-xargs -a extends -n 64 tpm2_pcrextend || fail "extending the PCRs"
+measure_host_boot
 
 # extend_ima LINE...: appends ascii IMA entries to the host's list and measures them
 extend_ima() {
